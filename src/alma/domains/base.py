@@ -1,0 +1,58 @@
+"""The domain contract: a family of seeded tasks, each played through a text environment."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from alma.types import Observation, Split, Task, Transition
+
+
+@runtime_checkable
+class TextEnv(Protocol):
+    """One game. ``reset`` must give the same observation every time for the same task."""
+
+    def reset(self) -> Observation: ...
+
+    def step(self, action: str) -> Transition: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Domain(Protocol):
+    name: str
+    step_limit: int
+    description: str  # for the meta agent: what tasks look like, what is hard, what memory could hold
+    instructions: str  # for the acting agent's system prompt
+
+    def tasks(self, split: Split) -> Sequence[Task]: ...
+
+    def make_env(self, task: Task) -> TextEnv: ...
+
+
+class StepLimit:
+    """Ends an episode after ``limit`` steps, as Gymnasium's TimeLimit does.
+
+    Every env the harness opens is wrapped in it, so no domain can run past its step limit.
+    """
+
+    def __init__(self, env: TextEnv, limit: int) -> None:
+        self.env = env
+        self.limit = limit
+        self.steps = 0
+
+    def reset(self) -> Observation:
+        self.steps = 0
+        return self.env.reset()
+
+    def step(self, action: str) -> Transition:
+        self.steps += 1
+        transition = self.env.step(action)
+        if self.steps >= self.limit and not transition.done:
+            info = {**transition.info, "truncated": True}
+            return Transition(transition.observation, transition.reward, True, False, info)
+        return transition
+
+    def close(self) -> None:
+        self.env.close()
