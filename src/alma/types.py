@@ -140,6 +140,7 @@ class Episode:
     cost_usd: float = 0.0
     invalid_actions: int = 0
     memory: dict[str, Any] = field(default_factory=dict)  # what memory returned at the start
+    memory_truncated: bool = False  # the rendered memory was cut to the prompt's cap
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> Episode:
@@ -152,4 +153,5 @@ class Episode:
             cost_usd=data.get("cost_usd", 0.0),
             invalid_actions=data.get("invalid_actions", 0),
             memory=data.get("memory", {}),
+            memory_truncated=data.get("memory_truncated", False),
         )

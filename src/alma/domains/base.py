@@ -23,7 +23,7 @@ class TextEnv(Protocol):
 class Domain(Protocol):
     name: str
     step_limit: int
-    description: str  # for the meta agent: what tasks look like, what is hard, what memory could hold
+    description: str  # for the meta agent: the tasks, what is hard, what memory could hold
     instructions: str  # for the acting agent's system prompt
 
     def tasks(self, split: Split) -> Sequence[Task]: ...

@@ -1,0 +1,228 @@
+"""The acting agent: plays one episode of a domain with a model and, optionally, a memory.
+
+Each step the model answers ``{thought, action}``; the action is matched to the admissible
+actions; the conversation is append-only (so endpoints can reuse their prompt cache) and, when it
+outgrows its token budget, the oldest steps are dropped in one chunk and listed in a short note.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from string import Template
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from alma.agent.matching import match_action
+from alma.domains.base import Domain
+from alma.domains.registry import open_env
+from alma.errors import AlmaError, BudgetExceededError, UsageError
+from alma.llm.base import LLM
+from alma.llm.scripted import ACTIONS_HEADER
+from alma.llm.tokens import approx_message_tokens
+from alma.types import (
+    Episode,
+    EpisodeStart,
+    Message,
+    Observation,
+    Outcome,
+    OutcomeReason,
+    Step,
+    Task,
+    Transition,
+    Usage,
+)
+
+
+class AgentStep(BaseModel):
+    """What the acting agent answers each step."""
+
+    thought: str = Field(description="short reasoning about what to do next")
+    action: str = Field(description="exactly one action to take now")
+
+
+@cache
+def template(name: str) -> Template:
+    text = resources.files("alma.agent").joinpath("prompts", f"{name}.txt").read_text("utf-8")
+    return Template(text)
+
+
+def render_memory(memory: dict[str, Any], cap: int) -> tuple[str, bool]:
+    """The memory dict as prompt text, cut to ``cap`` characters; returns (text, truncated)."""
+    if not memory:
+        return "", False
+    parts = []
+    for key, value in memory.items():
+        body = value if isinstance(value, str) else json.dumps(value, indent=1, default=str)
+        parts.append(f"[{key}]\n{body}")
+    text = "\n\n".join(parts)
+    if len(text) <= cap:
+        return text, False
+    marker = "\n...(memory truncated)"
+    return text[: max(0, cap - len(marker))] + marker, True
+
+
+def system_prompt(instructions: str, memory_text: str) -> str:
+    memory_section = template("memory").substitute(memory=memory_text) if memory_text else ""
+    return template("system").substitute(instructions=instructions.strip(), memory=memory_section)
+
+
+def turn_text(observation: Observation, step: int, limit: int) -> str:
+    actions = ""
+    if observation.actions is not None:
+        listed = "\n".join(f"- {action}" for action in observation.actions)
+        actions = f"\n{ACTIONS_HEADER}\n{listed}\n"
+    return template("turn").substitute(
+        step=step, limit=limit, observation=observation.text.strip(), actions=actions
+    )
+
+
+class History:
+    """The conversation after the system prompt, kept within a token budget."""
+
+    def __init__(self, budget: int, first: str) -> None:
+        self.budget = budget
+        self.first = first  # task and first observation, always kept
+        self.turns: list[tuple[str, str, str]] = []  # (answer, action, next observation)
+        self.omitted: list[str] = []  # actions of the dropped steps
+        self.note = ""
+
+    def add(self, answer: str, action: str, observation: str) -> None:
+        self.turns.append((answer, action, observation))
+        if self.tokens() > self.budget:
+            self._trim()
+
+    def tokens(self) -> int:
+        texts = [self.first + self.note]
+        for answer, _, observation in self.turns:
+            texts += [answer, observation]
+        return approx_message_tokens(texts)
+
+    def _trim(self) -> None:
+        # drop down to 60% of the budget at once, so the prompt prefix stays stable for a while
+        while self.turns and self.tokens() > self.budget * 0.6:
+            self.omitted.append(self.turns.pop(0)[1])
+            listed = ", ".join(self.omitted[-30:])
+            self.note = template("omitted").substitute(
+                count=len(self.omitted),
+                actions=listed if len(self.omitted) <= 30 else f"..., {listed}",
+            )
+
+    def messages(self, system: str) -> list[Message]:
+        messages = [Message("system", system), Message("user", self.first + self.note)]
+        for answer, _, observation in self.turns:
+            messages += [Message("assistant", answer), Message("user", observation)]
+        return messages
+
+
+@dataclass
+class Actor:
+    """Plays episodes of one domain with one model."""
+
+    llm: LLM
+    domain: Domain
+    history_tokens: int = 6000
+    memory_chars: int = 6000
+    max_tokens: int = 512
+    match_cutoff: float = 0.6
+
+    def start_of(self, task: Task, first: Observation) -> EpisodeStart:
+        return EpisodeStart(self.domain.name, task.description, first.text)
+
+    async def run(self, task: Task, memory: dict[str, Any] | None = None) -> Episode:
+        """One episode. Budget exhaustion, model failures and environment errors end it early
+        with the reason recorded; configuration errors propagate."""
+        env = await asyncio.to_thread(open_env, self.domain, task)
+        try:
+            return await self._play(env, task, memory or {})
+        finally:
+            await asyncio.to_thread(env.close)
+
+    async def _play(self, env: Any, task: Task, memory: dict[str, Any]) -> Episode:
+        first = await asyncio.to_thread(env.reset)
+        start = self.start_of(task, first)
+        memory_text, truncated = render_memory(memory, self.memory_chars)
+        system = system_prompt(self.domain.instructions, memory_text)
+        limit = self.domain.step_limit
+        history = History(
+            self.history_tokens,
+            template("first_turn").substitute(
+                task=task.description, turn=turn_text(first, 1, limit)
+            ),
+        )
+        steps: list[Step] = []
+        usage, cost, invalid = Usage(), 0.0, 0
+        observation = first
+        transition: Transition | None = None
+        reason: OutcomeReason = "step_limit"
+        error: str | None = None
+        for index in range(limit):
+            try:
+                completion = await self.llm.complete(
+                    history.messages(system), schema=AgentStep, max_tokens=self.max_tokens
+                )
+            except BudgetExceededError as exc:
+                reason, error = "budget", exc.message
+                break
+            except UsageError:
+                raise
+            except AlmaError as exc:
+                reason, error = "error", exc.message
+                break
+            usage, cost = usage + completion.usage, cost + completion.cost_usd
+            answer = completion.parsed
+            assert isinstance(answer, AgentStep)
+            action, matched = match_action(answer.action, observation.actions, self.match_cutoff)
+            invalid += not matched
+            try:
+                transition = step = await asyncio.to_thread(env.step, action)
+            except Exception as exc:  # a broken environment ends the episode, not the run
+                reason, error = "error", f"environment failed: {type(exc).__name__}: {exc}"
+                break
+            steps.append(
+                Step(
+                    observation.text,
+                    answer.thought,
+                    action,
+                    transition.reward,
+                    answer.action,
+                    matched,
+                )
+            )
+            observation = transition.observation
+            if transition.done:
+                reason = "success" if transition.success else "done"
+                if transition.info.get("truncated"):
+                    reason = "step_limit"
+                break
+            reply = json.dumps({"thought": answer.thought, "action": action})
+            history.add(reply, action, turn_text(observation, index + 2, limit))
+        success = transition is not None and transition.success and reason == "success"
+        score = float(transition.info.get("score", float(success))) if transition else 0.0
+        return Episode(
+            start=start,
+            steps=tuple(steps),
+            outcome=Outcome(success, score, len(steps), reason, error),
+            final_observation=observation.text,
+            usage=usage,
+            cost_usd=cost,
+            invalid_actions=invalid,
+            memory=memory,
+            memory_truncated=truncated,
+        )
+
+
+def episode_summary(episode: Episode) -> dict[str, Any]:
+    """Headline figures of an episode, for printing."""
+    return {
+        "success": episode.outcome.success,
+        "reason": episode.outcome.reason,
+        "steps": episode.outcome.steps,
+        "invalid_actions": episode.invalid_actions,
+        "tokens": episode.usage.total_tokens,
+        "cost_usd": round(episode.cost_usd, 6),
+    }

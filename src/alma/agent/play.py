@@ -1,0 +1,72 @@
+"""``alma play``: one episode of one task, saved in a run directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from alma.agent.actor import Actor
+from alma.config import AlmaConfig
+from alma.domains.registry import find_task, get_domain
+from alma.errors import UsageError
+from alma.run import Run
+from alma.types import Episode, Split, to_dict
+
+
+@dataclass(frozen=True)
+class PlayResult:
+    episode: Episode
+    task_id: str
+    run_dir: Path
+    ledger: dict[str, Any]
+
+
+async def play_one(
+    config: AlmaConfig,
+    domain_name: str,
+    *,
+    task_id: str | None = None,
+    split: Split = "train",
+    run_dir: Path | None = None,
+    status: Console | None = None,
+) -> PlayResult:
+    domain = get_domain(domain_name)
+    if task_id is not None:
+        task = find_task(domain, task_id)
+    else:
+        tasks = domain.tasks(split)
+        if not tasks:
+            raise UsageError(
+                f"domain {domain_name!r} has no {split} tasks", hint="pick another --split"
+            )
+        task = tasks[config.run.seed % len(tasks)]
+    async with Run(config, run_dir, prefix="play") as run:
+        agent = config.agent
+        actor = Actor(
+            run.models.for_role("agent"),
+            domain,
+            history_tokens=agent.history_tokens,
+            memory_chars=agent.memory_chars,
+            max_tokens=agent.max_tokens,
+            match_cutoff=agent.match_cutoff,
+        )
+        if status is not None:
+            with status.status(f"playing {task.id} with {config.models.agent}..."):
+                episode = await actor.run(task)
+        else:
+            episode = await actor.run(task)
+        run.store.add_episode(
+            domain=domain.name,
+            task_id=task.id,
+            split=task.split,
+            success=episode.outcome.success,
+            score=episode.outcome.score,
+            steps=episode.outcome.steps,
+            reason=episode.outcome.reason,
+            data=to_dict(episode),
+            label="play",
+        )
+        return PlayResult(episode, task.id, run.path, run.ledger.summary())

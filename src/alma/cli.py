@@ -1,0 +1,341 @@
+"""The ``alma`` command line.
+
+Errors alma understands print one line and a hint (exit 2 for usage and configuration, 1 for
+failures, 3 when the budget stopped the work, 130 on Ctrl-C); ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import tomli_w
+import typer
+from typer.exceptions import TyperException
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from alma import __version__
+from alma.config import AlmaConfig, config_as_toml_dict, load_config
+from alma.errors import AlmaError, BudgetExceededError
+from alma.types import SPLITS, Episode, to_dict
+
+app = typer.Typer(
+    name="alma",
+    help="Meta-learn memory designs for LLM agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+out = Console()
+err = Console(stderr=True)
+
+
+class State:
+    config_path: Path | None = None
+    debug: bool = False
+
+
+state = State()
+
+
+# --------------------------------------------------------------------------- shared options
+
+ConfigPath = Annotated[
+    Path | None, typer.Option("--config", help="settings file (default: ./alma.toml if present)")
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
+AgentModel = Annotated[
+    str | None, typer.Option("--agent-model", help="model spec of the acting agent")
+]
+MetaModel = Annotated[str | None, typer.Option("--meta-model", help="model spec of the meta agent")]
+MemoryModel = Annotated[
+    str | None, typer.Option("--memory-model", help="model spec for memory designs")
+]
+Embedder = Annotated[str | None, typer.Option("--embedder", help="embedding spec")]
+BaseUrl = Annotated[
+    str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint (or OPENAI_BASE_URL)")
+]
+BudgetUsd = Annotated[float | None, typer.Option("--budget-usd", help="stop after this spend")]
+BudgetTokens = Annotated[
+    int | None, typer.Option("--budget-tokens", help="stop after this many tokens")
+]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="do not reuse cached model answers")]
+Seed = Annotated[int | None, typer.Option("--seed", help="seed of the run")]
+RunDir = Annotated[Path | None, typer.Option("--run-dir", help="run directory to write")]
+
+
+def build_config(
+    *,
+    agent_model: str | None = None,
+    meta_model: str | None = None,
+    memory_model: str | None = None,
+    embedder: str | None = None,
+    base_url: str | None = None,
+    budget_usd: float | None = None,
+    budget_tokens: int | None = None,
+    no_cache: bool = False,
+    seed: int | None = None,
+) -> AlmaConfig:
+    overrides: dict[str, Any] = {
+        "models": {
+            "agent": agent_model,
+            "meta": meta_model,
+            "memory": memory_model,
+            "embedder": embedder,
+        },
+        "llm": {"base_url": base_url, "cache": False if no_cache else None},
+        "budget": {"usd": budget_usd, "tokens": budget_tokens},
+        "run": {"seed": seed},
+    }
+    return load_config(state.config_path, overrides)
+
+
+def print_json(data: Any) -> None:
+    out.print_json(json.dumps(data, default=str))
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"alma {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    config: ConfigPath = None,
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log more")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
+    ] = False,
+) -> None:
+    state.config_path = config
+    state.debug = debug
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
+        force=True,
+    )
+
+
+@app.command()
+def domains(as_json: JsonFlag = False) -> None:
+    """List the domains, whether they are installed, and their tasks per split."""
+    from alma.domains.registry import domain_specs, get_domain
+
+    rows = []
+    for spec in domain_specs().values():
+        row: dict[str, Any] = {
+            "name": spec.name,
+            "installed": spec.installed(),
+            "install": spec.install or "built in",
+            "summary": spec.summary,
+            "tasks": {},
+        }
+        if row["installed"]:
+            domain = get_domain(spec.name)
+            row["step_limit"] = domain.step_limit
+            row["tasks"] = {split: len(domain.tasks(split)) for split in SPLITS}
+        rows.append(row)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="domains")
+    for column in ("name", "installed", *SPLITS, "step limit", "how to install"):
+        table.add_column(column)
+    for row in rows:
+        counts = [str(row["tasks"].get(split, "-")) for split in SPLITS]
+        installed = "[green]yes[/]" if row["installed"] else "[red]no[/]"
+        table.add_row(
+            row["name"], installed, *counts, str(row.get("step_limit", "-")), row["install"]
+        )
+    out.print(table)
+
+
+@app.command()
+def models(as_json: JsonFlag = False) -> None:
+    """List the model and embedding specs, and whether each can be used here."""
+    from alma.llm.catalogue import model_rows
+
+    rows = model_rows()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="models")
+    for column in ("spec", "kind", "usable", "note"):
+        table.add_column(column)
+    for row in rows:
+        usable = "[green]yes[/]" if row["usable"] else "[yellow]no[/]"
+        table.add_row(row["spec"], row["kind"], usable, row["note"])
+    out.print(table)
+
+
+@app.command()
+def play(
+    domain: Annotated[str, typer.Option("--domain", "-d", help="domain name (see alma domains)")],
+    task: Annotated[str | None, typer.Option("--task", help="task id (default: by seed)")] = None,
+    split: Annotated[str, typer.Option("--split", help="split to draw the task from")] = "train",
+    agent_model: AgentModel = None,
+    base_url: BaseUrl = None,
+    budget_usd: BudgetUsd = None,
+    budget_tokens: BudgetTokens = None,
+    no_cache: NoCache = False,
+    seed: Seed = None,
+    run_dir: RunDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Play one episode of a domain with the acting agent (no memory)."""
+    from alma.agent.play import play_one
+
+    if split not in SPLITS:
+        raise typer.BadParameter(
+            f"{split!r} is not one of {', '.join(SPLITS)}", param_hint="--split"
+        )
+    config = build_config(
+        agent_model=agent_model,
+        base_url=base_url,
+        budget_usd=budget_usd,
+        budget_tokens=budget_tokens,
+        no_cache=no_cache,
+        seed=seed,
+    )
+    result = asyncio.run(
+        play_one(config, domain, task_id=task, split=split, run_dir=run_dir, status=err)
+    )
+    episode: Episode = result.episode
+    if as_json:
+        print_json(
+            {
+                "run_dir": str(result.run_dir),
+                "domain": domain,
+                "task": result.task_id,
+                "split": split,
+                "model": config.models.agent,
+                "success": episode.outcome.success,
+                "reason": episode.outcome.reason,
+                "steps_used": episode.outcome.steps,
+                "tokens": episode.usage.total_tokens,
+                "cost_usd": episode.cost_usd,
+                "ledger": result.ledger,
+                "episode": to_dict(episode),
+            }
+        )
+    else:
+        show_episode(episode, result.task_id)
+        out.print(f"run saved in {result.run_dir}")
+    finish(episode)
+
+
+def show_episode(episode: Episode, task_id: str) -> None:
+    out.print(f"[bold]{task_id}[/]: {episode.start.task_description}")
+    out.print(f"[dim]{episode.start.observation}[/]")
+    for number, step in enumerate(episode.steps, 1):
+        flag = "" if step.valid else " [red](no admissible match)[/]"
+        out.print(f"[cyan]{number:>3}[/] > {step.action}{flag}   [dim]{step.thought}[/]")
+    verdict = (
+        "[green]success[/]" if episode.outcome.success else f"[red]{episode.outcome.reason}[/]"
+    )
+    out.print(
+        f"{verdict} in {episode.outcome.steps} steps, {episode.usage.total_tokens:,} tokens, "
+        f"${episode.cost_usd:.4f}, {episode.invalid_actions} invalid actions"
+    )
+
+
+def finish(episode: Episode) -> None:
+    """Turn an episode that ended early into the right exit code."""
+    if episode.outcome.reason == "budget":
+        raise BudgetExceededError(
+            f"stopped: {episode.outcome.error}; the partial episode and the ledger are saved",
+            hint="raise --budget-usd / --budget-tokens to go further",
+        )
+    if episode.outcome.reason == "error":
+        raise AlmaError(
+            f"episode failed: {episode.outcome.error}; what ran is saved",
+            hint="run with --debug or --verbose for details",
+        )
+
+
+@config_app.command("show")
+def config_show(
+    agent_model: AgentModel = None,
+    meta_model: MetaModel = None,
+    memory_model: MemoryModel = None,
+    embedder: Embedder = None,
+    base_url: BaseUrl = None,
+    budget_usd: BudgetUsd = None,
+    budget_tokens: BudgetTokens = None,
+    no_cache: NoCache = False,
+    seed: Seed = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print the effective configuration: defaults, then alma.toml, then these flags."""
+    config = build_config(
+        agent_model=agent_model,
+        meta_model=meta_model,
+        memory_model=memory_model,
+        embedder=embedder,
+        base_url=base_url,
+        budget_usd=budget_usd,
+        budget_tokens=budget_tokens,
+        no_cache=no_cache,
+        seed=seed,
+    )
+    data = config_as_toml_dict(config)
+    if as_json:
+        print_json(data)
+    else:
+        out.print(tomli_w.dumps(data), markup=False, highlight=False)
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (and exits with it when called as a script)."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("ALMA_DEBUG") == "1"
+    code = 0
+    try:
+        app(args=args, prog_name="alma", standalone_mode=False)
+    except typer.Exit as done:
+        code = done.exit_code
+    except TyperException as usage:  # bad flags or arguments: typer's own usage message
+        show = getattr(usage, "show", None)
+        if show is not None:
+            show(file=sys.stderr)
+        else:
+            err.print(f"[red]error[/]: {usage.message}")
+        code = usage.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        err.print("[yellow]interrupted[/]: what was finished is saved in the run directory")
+        code = 130
+    except AlmaError as error:
+        if debug:
+            err.print_exception()
+        err.print(f"[red]error[/]: {error.message}", highlight=False)
+        if error.hint:
+            err.print(f"[dim]hint[/]: {error.hint}", highlight=False)
+        code = error.exit_code
+    except Exception as error:  # an alma bug: still one line unless --debug
+        if debug:
+            err.print_exception()
+        err.print(f"[red]internal error[/]: {type(error).__name__}: {error}", highlight=False)
+        err.print("[dim]hint[/]: run again with --debug and report the traceback")
+        code = 1
+    if argv is None:
+        sys.exit(code)
+    return code

@@ -1,0 +1,160 @@
+"""Every setting of alma, as pydantic models.
+
+Where values come from, lowest priority first: the defaults below, an optional ``alma.toml``
+(in the working folder, or ``--config PATH``), then command-line flags. Unknown keys and wrong
+types are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from alma.errors import ConfigError
+
+CONFIG_FILE = "alma.toml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelsConfig(_Section):
+    meta: str = Field("scripted", description="model spec of the meta agent")
+    agent: str = Field("scripted", description="model spec of the acting agent")
+    memory: str | None = Field(None, description="model spec of memory designs (default: agent)")
+    embedder: str = Field("hash", description="embedding spec: hash, local, openai:<model>")
+
+
+class LLMConfig(_Section):
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint (else OPENAI_BASE_URL)"
+    )
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(5, ge=0)
+    backoff_base_s: float = Field(1.0, ge=0)
+    backoff_max_s: float = Field(30.0, ge=0)
+    concurrency: int = Field(16, ge=1, description="in-flight requests per endpoint")
+    structured: Literal["auto", "json_schema", "json_object"] = "auto"
+    temperature: float = Field(0.0, ge=0, description="default sampling temperature")
+    cache: bool = Field(True, description="reuse answers to identical deterministic calls")
+    cache_path: Path | None = Field(None, description="response cache file (default: user cache)")
+
+
+class BudgetConfig(_Section):
+    usd: float | None = Field(None, ge=0, description="stop once this many dollars are spent")
+    tokens: int | None = Field(None, ge=0, description="stop once this many tokens are used")
+
+
+class Price(_Section):
+    """Dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(0.0, ge=0)
+    cached_input: float | None = Field(None, ge=0)
+
+
+class AgentConfig(_Section):
+    history_tokens: int = Field(
+        6000, ge=256, description="budget for the step history in the prompt"
+    )
+    memory_chars: int = Field(6000, ge=0, description="cap on the rendered memory in the prompt")
+    max_tokens: int = Field(512, ge=16, description="cap on one answer of the acting agent")
+    match_cutoff: float = Field(0.6, ge=0, le=1, description="closest-action similarity cutoff")
+
+
+class RunConfig(_Section):
+    root: Path = Field(Path("runs"), description="folder holding run directories")
+    seed: int = 0
+
+
+class AlmaConfig(_Section):
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
+    prices: dict[str, Price] = Field(default_factory=dict)
+    agent: AgentConfig = Field(default_factory=AgentConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+
+def _describe(error: ValidationError, source: str) -> ConfigError:
+    first = error.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        message = f"{source}: unknown key {key!r}"
+        hint = "check the spelling; `alma config show` lists every key"
+    else:
+        message = f"{source}: bad value for {key!r}: {first['msg']}"
+        hint = "`alma config show` prints every key with its current value"
+    return ConfigError(message, hint=hint)
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist", hint="check --config") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(
+            f"{path} is not valid TOML: {error}", hint="fix the line named, or remove the file"
+        ) from None
+
+
+def load_config(
+    path: Path | None = None, overrides: dict[str, Any] | None = None, *, cwd: Path | None = None
+) -> AlmaConfig:
+    """Defaults, then the file (``path`` or ``./alma.toml`` if present), then ``overrides``.
+
+    ``overrides`` is nested like the file (``{"budget": {"usd": 1.0}}``); ``None`` values are
+    ignored so unset CLI flags never override the file.
+    """
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is None:
+        candidate = (cwd or Path.cwd()) / CONFIG_FILE
+        path = candidate if candidate.is_file() else None
+    if path is not None:
+        data = read_toml(path)
+        source = str(path)
+        try:
+            AlmaConfig.model_validate(data)
+        except ValidationError as error:
+            raise _describe(error, source) from None
+    if overrides:
+        data = _merge(data, _drop_none(overrides))
+        source = "command line" if path is None else f"{source} + command line"
+    try:
+        return AlmaConfig.model_validate(data)
+    except ValidationError as error:
+        raise _describe(error, source) from None
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    cleaned: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            inner = _drop_none(value)
+            if inner:
+                cleaned[key] = inner
+        elif value is not None:
+            cleaned[key] = value
+    return cleaned
+
+
+def config_as_toml_dict(config: AlmaConfig) -> dict[str, Any]:
+    """The config as plain TOML-able data (paths as strings, unset values left out)."""
+    return config.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,137 @@
+"""Content-addressed response cache.
+
+A call is cached when it is deterministic: temperature 0 or an explicit seed. The key is the
+sha256 of the model, the messages, the schema and the sampling parameters, so any change to any
+of them is a miss. A hit costs nothing and uses no tokens; the ledger marks it as a hit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from platformdirs import user_cache_dir
+from pydantic import BaseModel, ValidationError
+
+from alma.llm.base import LLM
+from alma.types import Completion, Message, Usage
+
+
+def default_cache_path() -> Path:
+    return Path(user_cache_dir("alma")) / "llm-cache.sqlite"
+
+
+def cache_key(
+    model: str,
+    messages: Sequence[Message],
+    schema: type[BaseModel] | None,
+    temperature: float | None,
+    max_tokens: int | None,
+    seed: int | None,
+) -> str:
+    payload = {
+        "model": model,
+        "messages": [[m.role, m.content] for m in messages],
+        "schema": schema.model_json_schema() if schema is not None else None,
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "seed": seed,
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class ResponseCache:
+    """A SQLite table of answers by key; safe to share between threads and runs."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, model TEXT, "
+            "text TEXT NOT NULL, ts REAL NOT NULL)"
+        )
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT text FROM responses WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def put(self, key: str, model: str, text: str) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses(key, model, text, ts) VALUES (?, ?, ?, ?)",
+                (key, model, text, time.time()),
+            )
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class CachedLLM:
+    """Applies the default temperature, and serves deterministic calls from the cache.
+
+    With ``cache=None`` it only applies the default temperature.
+    """
+
+    def __init__(
+        self, inner: LLM, cache: ResponseCache | None, *, default_temperature: float = 0.0
+    ) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.default_temperature = default_temperature
+        self.model = inner.model
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        schema: type[BaseModel] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> Completion:
+        if temperature is None:
+            temperature = self.default_temperature
+        deterministic = temperature == 0 or seed is not None
+        key = None
+        if self.cache is not None and deterministic:
+            key = cache_key(self.model, messages, schema, temperature, max_tokens, seed)
+            hit = self._hit(key, schema)
+            if hit is not None:
+                return hit
+        completion = await self.inner.complete(
+            messages, schema=schema, temperature=temperature, max_tokens=max_tokens, seed=seed
+        )
+        if key is not None and self.cache is not None:
+            text = completion.parsed.model_dump_json() if completion.parsed else completion.text
+            self.cache.put(key, self.model, text)
+        return completion
+
+    def _hit(self, key: str, schema: type[BaseModel] | None) -> Completion | None:
+        assert self.cache is not None
+        text = self.cache.get(key)
+        if text is None:
+            return None
+        parsed = None
+        if schema is not None:
+            try:
+                parsed = schema.model_validate_json(text)
+            except ValidationError:
+                return None  # a stale entry for a changed schema: treat as a miss
+        return Completion(
+            text=text, usage=Usage(), parsed=parsed, model=self.model, from_cache=True
+        )

