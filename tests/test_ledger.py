@@ -140,3 +140,17 @@ async def test_cached_structured_answers_are_revalidated(tmp_path: Path) -> None
     second = await llm.complete(HELLO, schema=Verdict)
     assert second.from_cache and isinstance(second.parsed, Verdict)
     assert second.parsed == first.parsed
+
+
+async def test_child_ledger_tallies_its_share_within_the_parent_budget(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run")
+    root = Ledger(budget=Budget(tokens=2500), store=store)
+    child = root.child("eval:abc")
+    await Metered(FixedLLM("gpt-5-nano", Usage(1000, 0)), child, "memory").complete(HELLO)
+    await Metered(FixedLLM("gpt-5-nano", Usage(1000, 0)), root, "agent").complete(HELLO)
+    assert child.total.tokens == 1000 and root.total.tokens == 2000
+    await Metered(FixedLLM("gpt-5-nano", Usage(1000, 0)), child, "memory").complete(HELLO)
+    with pytest.raises(BudgetExceededError):  # the parent's budget binds the child
+        await Metered(FixedLLM("m", Usage(1, 0)), child, "memory").complete(HELLO)
+    scopes = [r["scope"] for r in store.query("SELECT scope FROM llm_calls ORDER BY id")]
+    assert scopes == ["eval:abc", "", "eval:abc"]

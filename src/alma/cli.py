@@ -37,7 +37,7 @@ config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is
 app.add_typer(config_app, name="config")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # error lines stay one line
 
 
 class State:
@@ -155,7 +155,7 @@ def domains(as_json: JsonFlag = False) -> None:
         print_json(rows)
         return
     table = Table(title="domains")
-    for column in ("name", "installed", *SPLITS, "step limit", "how to install"):
+    for column in ("name", "installed", "train", "eval in-dist", "eval ood", "step limit", "install"):
         table.add_column(column)
     for row in rows:
         counts = [str(row["tasks"].get(split, "-")) for split in SPLITS]

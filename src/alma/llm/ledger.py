@@ -84,11 +84,17 @@ class Ledger:
     budget: Budget = field(default_factory=Budget)
     store: RunStore | None = None
     by_purpose: dict[str, Tally] = field(default_factory=lambda: {p: Tally() for p in PURPOSES})
+    parent: Ledger | None = None  # a child counts its own calls and forwards them to its parent
+    scope: str = ""  # written with each call, e.g. the evaluation it belongs to
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
-        if self.store is not None:
+        if self.store is not None and self.parent is None:
             self._load_totals(self.store)
+
+    def child(self, scope: str) -> Ledger:
+        """A ledger that tallies one piece of work (an evaluation) inside this one's budget."""
+        return Ledger(self.prices, self.budget, parent=self, scope=scope)
 
     def _load_totals(self, store: RunStore) -> None:
         """A resumed run starts from what its database already holds."""
@@ -120,6 +126,8 @@ class Ledger:
 
     def exhausted(self) -> str | None:
         """Why the budget is spent, or None while calls may still start."""
+        if self.parent is not None:
+            return self.parent.exhausted()
         total = self.total
         if self.budget.usd is not None and total.cost_usd >= self.budget.usd:
             return f"dollar budget reached (${total.cost_usd:.4f} of ${self.budget.usd:g})"
@@ -145,20 +153,34 @@ class Ledger:
         from_cache: bool = False,
         kind: str = "chat",
         error: str | None = None,
+        scope: str = "",
     ) -> float:
         """Add one call; returns its dollar cost (0 for cache hits)."""
-        cost = 0.0 if from_cache else self.prices.cost(model, usage)
+        if self.parent is not None:
+            cost = self.parent.record(
+                purpose=purpose,
+                model=model,
+                usage=usage,
+                latency_s=latency_s,
+                from_cache=from_cache,
+                kind=kind,
+                error=error,
+                scope=scope or self.scope,
+            )
+        else:
+            cost = 0.0 if from_cache else self.prices.cost(model, usage)
         with self._lock:
             self.by_purpose.setdefault(purpose, Tally()).add(
                 usage, cost, latency_s, from_cache, error is not None
             )
-        if self.store is not None:
+        if self.store is not None and self.parent is None:
             self.store.execute(
-                "INSERT INTO llm_calls(ts, purpose, model, kind, prompt_tokens, completion_tokens,"
-                " cached_tokens, latency_s, cost_usd, from_cache, error)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO llm_calls(ts, scope, purpose, model, kind, prompt_tokens,"
+                " completion_tokens, cached_tokens, latency_s, cost_usd, from_cache, error)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     time.time(),
+                    scope,
                     purpose,
                     model,
                     kind,

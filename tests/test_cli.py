@@ -1,0 +1,122 @@
+import json
+import socket
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from alma import __version__
+from alma.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and __version__ in out
+
+
+def test_domains_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "domains", "--json")
+    toy = next(row for row in json.loads(out) if row["name"] == "toy")
+    assert code == 0 and toy["installed"]
+    assert all(toy["tasks"][split] >= 50 for split in toy["tasks"])
+
+
+def test_models_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "models", "--json")
+    rows = {(row["spec"], row["kind"]): row for row in json.loads(out)}
+    assert code == 0 and rows[("scripted", "chat")]["usable"]
+    assert not rows[("openai:gpt-5-nano", "chat")]["usable"]  # no key in the tests
+
+
+def test_play_json_saves_the_episode(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run(
+        capsys, "play", "--domain", "toy", "--agent-model", "scripted", "--json",
+        "--run-dir", str(tmp_path / "run"),
+    )
+    result = json.loads(out)
+    assert code == 0
+    assert result["steps_used"] == len(result["episode"]["steps"]) > 0
+    assert result["tokens"] > 0 and result["cost_usd"] == 0
+    assert result["ledger"]["by_purpose"]["agent"]["calls"] >= result["steps_used"]
+    db = sqlite3.connect(tmp_path / "run" / "alma.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM episodes").fetchone()[0] == 1
+    assert db.execute("SELECT COUNT(*) FROM llm_calls").fetchone()[0] >= result["steps_used"]
+    assert (tmp_path / "run" / "config.toml").is_file()
+
+
+def test_play_readable(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "play", "--domain", "toy", "--task", "toy-train-001")
+    assert code == 0 and "toy-train-001" in out and "steps" in out and "run saved in" in out
+
+
+def test_budget_reached_mid_episode(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(
+        capsys, "play", "--domain", "toy", "--task", "toy-eval-ood-000",
+        "--budget-tokens", "1500", "--run-dir", str(tmp_path / "run"),
+    )
+    assert code == 3
+    assert "token budget reached" in err and "saved" in err
+    db = sqlite3.connect(tmp_path / "run" / "alma.sqlite")
+    reason, steps = db.execute("SELECT reason, steps FROM episodes").fetchone()
+    assert reason == "budget" and steps >= 1
+    assert db.execute("SELECT COUNT(*) FROM llm_calls").fetchone()[0] == steps
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["play", "--domain", "toy", "--agent-model", "gpt-5"], "unknown model spec 'gpt-5'"),
+        (["play", "--domain", "toy", "--agent-model", "openai:gpt-5-nano"], "OPENAI_API_KEY is not set"),
+        (["play", "--domain", "chess"], "unknown domain 'chess'"),
+        (["play", "--domain", "toy", "--task", "toy-train-999999"], "has no task 'toy-train-999999'"),
+        (["play", "--domain", "toy", "--split", "test"], "is not one of"),
+        (["play", "--domain", "toy", "--agent-model", "openai:gpt-5@extreme"], "unknown reasoning effort"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, _, err = run(capsys, *args)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_invalid_config_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "alma.toml").write_text("[llm]\nretries = 3\n")
+    code, _, err = run(capsys, "config", "show")
+    assert code == 2 and "unknown key 'llm.retries'" in err and "hint" in err
+
+
+def test_config_show_merges_file_and_flags(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "alma.toml").write_text('[models]\nagent = "openai:gpt-5-mini"\n[budget]\nusd = 4.0\n')
+    code, out, _ = run(capsys, "config", "show", "--json", "--budget-usd", "1.5")
+    data = json.loads(out)
+    assert code == 0
+    assert data["models"]["agent"] == "openai:gpt-5-mini" and data["budget"]["usd"] == 1.5
+
+
+def test_unreachable_base_url(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "alma.toml").write_text("[llm]\nmax_retries = 1\nbackoff_base_s = 0.01\n")
+    url = f"http://127.0.0.1:{closed_port()}/v1"
+    code, _, err = run(
+        capsys, "play", "--domain", "toy", "--agent-model", "openai:gpt-5-nano", "--base-url", url
+    )
+    assert code == 2 and url in err and "Traceback" not in err
+
+
+def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "--debug", "play", "--domain", "chess")
+    assert code == 2 and "Traceback" in err
