@@ -42,8 +42,15 @@ def test_models_json(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_play_json_saves_the_episode(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run(
-        capsys, "play", "--domain", "toy", "--agent-model", "scripted", "--json",
-        "--run-dir", str(tmp_path / "run"),
+        capsys,
+        "play",
+        "--domain",
+        "toy",
+        "--agent-model",
+        "scripted",
+        "--json",
+        "--run-dir",
+        str(tmp_path / "run"),
     )
     result = json.loads(out)
     assert code == 0
@@ -63,8 +70,16 @@ def test_play_readable(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_budget_reached_mid_episode(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(
-        capsys, "play", "--domain", "toy", "--task", "toy-eval-ood-000",
-        "--budget-tokens", "1500", "--run-dir", str(tmp_path / "run"),
+        capsys,
+        "play",
+        "--domain",
+        "toy",
+        "--task",
+        "toy-eval-ood-000",
+        "--budget-tokens",
+        "1500",
+        "--run-dir",
+        str(tmp_path / "run"),
     )
     assert code == 3
     assert "token budget reached" in err and "saved" in err
@@ -78,11 +93,20 @@ def test_budget_reached_mid_episode(capsys: pytest.CaptureFixture[str], tmp_path
     ("args", "message"),
     [
         (["play", "--domain", "toy", "--agent-model", "gpt-5"], "unknown model spec 'gpt-5'"),
-        (["play", "--domain", "toy", "--agent-model", "openai:gpt-5-nano"], "OPENAI_API_KEY is not set"),
+        (
+            ["play", "--domain", "toy", "--agent-model", "openai:gpt-5-nano"],
+            "OPENAI_API_KEY is not set",
+        ),
         (["play", "--domain", "chess"], "unknown domain 'chess'"),
-        (["play", "--domain", "toy", "--task", "toy-train-999999"], "has no task 'toy-train-999999'"),
+        (
+            ["play", "--domain", "toy", "--task", "toy-train-999999"],
+            "has no task 'toy-train-999999'",
+        ),
         (["play", "--domain", "toy", "--split", "test"], "is not one of"),
-        (["play", "--domain", "toy", "--agent-model", "openai:gpt-5@extreme"], "unknown reasoning effort"),
+        (
+            ["play", "--domain", "toy", "--agent-model", "openai:gpt-5@extreme"],
+            "unknown reasoning effort",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2(
@@ -100,8 +124,12 @@ def test_invalid_config_file(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert code == 2 and "unknown key 'llm.retries'" in err and "hint" in err
 
 
-def test_config_show_merges_file_and_flags(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    (tmp_path / "alma.toml").write_text('[models]\nagent = "openai:gpt-5-mini"\n[budget]\nusd = 4.0\n')
+def test_config_show_merges_file_and_flags(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "alma.toml").write_text(
+        '[models]\nagent = "openai:gpt-5-mini"\n[budget]\nusd = 4.0\n'
+    )
     code, out, _ = run(capsys, "config", "show", "--json", "--budget-usd", "1.5")
     data = json.loads(out)
     assert code == 0

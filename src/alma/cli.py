@@ -16,15 +16,15 @@ from typing import Annotated, Any
 
 import tomli_w
 import typer
-from typer.exceptions import TyperException
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
+from typer.exceptions import TyperException
 
 from alma import __version__
 from alma.config import AlmaConfig, config_as_toml_dict, load_config
 from alma.errors import AlmaError, BudgetExceededError
-from alma.types import SPLITS, Episode, to_dict
+from alma.types import SPLITS, Episode, Split, to_dict
 
 app = typer.Typer(
     name="alma",
@@ -74,6 +74,34 @@ Seed = Annotated[int | None, typer.Option("--seed", help="seed of the run")]
 RunDir = Annotated[Path | None, typer.Option("--run-dir", help="run directory to write")]
 
 
+Rollout = Annotated[
+    str | None, typer.Option("--rollout", help="batched (memory frozen) or sequential")
+]
+Quick = Annotated[bool, typer.Option("--quick", help="5 tasks: 2 build, 3 deploy")]
+Tasks = Annotated[
+    int | None, typer.Option("--tasks", "--train-size", help="tasks of the split to use")
+]
+SplitOption = Annotated[str, typer.Option("--split", help="train, eval_in_distribution, ...")]
+DomainOption = Annotated[str, typer.Option("--domain", "-d", help="domain (see alma domains)")]
+EpisodesConcurrency = Annotated[
+    int | None, typer.Option("--max-episodes-concurrency", help="episodes played at once")
+]
+UpdateConcurrency = Annotated[
+    int | None, typer.Option("--max-update-concurrency", help="1 = updates in task order")
+]
+RetrieveConcurrency = Annotated[
+    int | None, typer.Option("--max-retrieve-concurrency", help="retrieves at once")
+]
+
+
+def check_split(split: str) -> Split:
+    if split not in SPLITS:
+        raise typer.BadParameter(
+            f"{split!r} is not one of {', '.join(SPLITS)}", param_hint="--split"
+        )
+    return split
+
+
 def build_config(
     *,
     agent_model: str | None = None,
@@ -85,8 +113,10 @@ def build_config(
     budget_tokens: int | None = None,
     no_cache: bool = False,
     seed: int | None = None,
+    eval_settings: dict[str, Any] | None = None,
 ) -> AlmaConfig:
     overrides: dict[str, Any] = {
+        "eval": eval_settings or {},
         "models": {
             "agent": agent_model,
             "meta": meta_model,
@@ -155,7 +185,15 @@ def domains(as_json: JsonFlag = False) -> None:
         print_json(rows)
         return
     table = Table(title="domains")
-    for column in ("name", "installed", "train", "eval in-dist", "eval ood", "step limit", "install"):
+    for column in (
+        "name",
+        "installed",
+        "train",
+        "eval in-dist",
+        "eval ood",
+        "step limit",
+        "install",
+    ):
         table.add_column(column)
     for row in rows:
         counts = [str(row["tasks"].get(split, "-")) for split in SPLITS]
@@ -267,6 +305,143 @@ def finish(episode: Episode) -> None:
             f"episode failed: {episode.outcome.error}; what ran is saved",
             hint="run with --debug or --verbose for details",
         )
+
+
+@app.command("eval")
+def eval_command(
+    domain: DomainOption,
+    memory: Annotated[str | None, typer.Option("--memory", help="reference design name")] = None,
+    design: Annotated[str | None, typer.Option("--design", help="design file (.py)")] = None,
+    split: SplitOption = "eval_in_distribution",
+    rollout: Rollout = None,
+    quick: Quick = False,
+    tasks: Tasks = None,
+    agent_model: AgentModel = None,
+    memory_model: MemoryModel = None,
+    embedder: Embedder = None,
+    base_url: BaseUrl = None,
+    budget_usd: BudgetUsd = None,
+    budget_tokens: BudgetTokens = None,
+    no_cache: NoCache = False,
+    seed: Seed = None,
+    max_episodes_concurrency: EpisodesConcurrency = None,
+    max_update_concurrency: UpdateConcurrency = None,
+    max_retrieve_concurrency: RetrieveConcurrency = None,
+    run_dir: RunDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Score one memory design with the evaluation protocol (build, then deploy x3)."""
+    from alma.evaluate.session import run_evaluations
+
+    if (memory is None) == (design is None):
+        raise typer.BadParameter("give exactly one of --memory NAME or --design FILE.py")
+    config = build_config(
+        agent_model=agent_model,
+        memory_model=memory_model,
+        embedder=embedder,
+        base_url=base_url,
+        budget_usd=budget_usd,
+        budget_tokens=budget_tokens,
+        no_cache=no_cache,
+        seed=seed,
+        eval_settings={
+            "rollout": rollout,
+            "tasks": tasks,
+            "max_episodes_concurrency": max_episodes_concurrency,
+            "max_update_concurrency": max_update_concurrency,
+            "max_retrieve_concurrency": max_retrieve_concurrency,
+        },
+    )
+    outcome = asyncio.run(
+        run_evaluations(
+            config,
+            domain,
+            [memory or design or ""],
+            check_split(split),
+            quick=quick,
+            run_dir=run_dir,
+            comparison=False,
+            console=None if as_json else err,
+        )
+    )
+    result = outcome.results[0]
+    if as_json:
+        print_json({**result.as_dict(), "run_dir": str(outcome.run_dir)})
+    else:
+        from alma.evaluate.display import show_result
+
+        show_result(out, result)
+        out.print(f"run saved in {outcome.run_dir}")
+    if outcome.stopped:
+        raise BudgetExceededError(f"stopped: {outcome.stopped}; finished episodes are saved")
+    if result.error:
+        raise AlmaError(f"the design failed: {result.error}", hint="see the run database")
+
+
+@app.command()
+def compare(
+    domain: DomainOption,
+    memories: Annotated[
+        str, typer.Option("--memories", help="comma-separated design names or .py files")
+    ],
+    split: SplitOption = "eval_in_distribution",
+    rollout: Rollout = None,
+    quick: Quick = False,
+    tasks: Tasks = None,
+    agent_model: AgentModel = None,
+    memory_model: MemoryModel = None,
+    embedder: Embedder = None,
+    base_url: BaseUrl = None,
+    budget_usd: BudgetUsd = None,
+    budget_tokens: BudgetTokens = None,
+    no_cache: NoCache = False,
+    seed: Seed = None,
+    max_episodes_concurrency: EpisodesConcurrency = None,
+    run_dir: RunDir = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Evaluate several designs on identical tasks; compare each with no_memory."""
+    from alma.evaluate.session import run_evaluations
+
+    names = [name.strip() for name in memories.split(",") if name.strip()]
+    if not names:
+        raise typer.BadParameter("name at least one design", param_hint="--memories")
+    config = build_config(
+        agent_model=agent_model,
+        memory_model=memory_model,
+        embedder=embedder,
+        base_url=base_url,
+        budget_usd=budget_usd,
+        budget_tokens=budget_tokens,
+        no_cache=no_cache,
+        seed=seed,
+        eval_settings={
+            "rollout": rollout,
+            "tasks": tasks,
+            "max_episodes_concurrency": max_episodes_concurrency,
+        },
+    )
+    outcome = asyncio.run(
+        run_evaluations(
+            config,
+            domain,
+            names,
+            check_split(split),
+            quick=quick,
+            run_dir=run_dir,
+            comparison=True,
+            console=None if as_json else err,
+        )
+    )
+    if as_json:
+        print_json({"run_dir": str(outcome.run_dir), "rows": [r.as_dict() for r in outcome.rows]})
+    else:
+        from alma.evaluate.display import show_comparison
+
+        show_comparison(out, outcome.rows, split)
+        out.print(f"run saved in {outcome.run_dir}")
+    if outcome.stopped:
+        raise BudgetExceededError(f"stopped: {outcome.stopped}; finished episodes are saved")
 
 
 @config_app.command("show")

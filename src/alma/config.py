@@ -66,6 +66,22 @@ class AgentConfig(_Section):
     match_cutoff: float = Field(0.6, ge=0, le=1, description="closest-action similarity cutoff")
 
 
+class EvalConfig(_Section):
+    rollout: Literal["batched", "sequential"] = Field(
+        "batched", description="batched: memory frozen after build; sequential: it keeps learning"
+    )
+    repeats: int = Field(3, ge=1, description="repeats of the deploy half")
+    tasks: int | None = Field(None, ge=2, description="tasks of the split to use (default 20)")
+    max_episodes_concurrency: int = Field(8, ge=1)
+    max_update_concurrency: int = Field(1, ge=1, description="1 = updates in task order")
+    max_retrieve_concurrency: int = Field(8, ge=1)
+    retrieve_timeout_s: float = Field(120.0, gt=0, description="wall-clock limit of one retrieve")
+    update_timeout_s: float = Field(300.0, gt=0, description="wall-clock limit of one update")
+    agent_temperature: float = Field(
+        0.7, ge=0, description="acting agent's temperature; each episode gets its own seed"
+    )
+
+
 class RunConfig(_Section):
     root: Path = Field(Path("runs"), description="folder holding run directories")
     seed: int = 0
@@ -77,6 +93,7 @@ class AlmaConfig(_Section):
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     prices: dict[str, Price] = Field(default_factory=dict)
     agent: AgentConfig = Field(default_factory=AgentConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
 

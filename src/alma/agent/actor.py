@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -36,6 +37,8 @@ from alma.types import (
     Transition,
     Usage,
 )
+
+Recall = Callable[[EpisodeStart], Awaitable[dict[str, Any]]]
 
 
 class AgentStep(BaseModel):
@@ -129,22 +132,40 @@ class Actor:
     memory_chars: int = 6000
     max_tokens: int = 512
     match_cutoff: float = 0.6
+    temperature: float | None = None  # None: the model layer's default
 
-    def start_of(self, task: Task, first: Observation) -> EpisodeStart:
-        return EpisodeStart(self.domain.name, task.description, first.text)
-
-    async def run(self, task: Task, memory: dict[str, Any] | None = None) -> Episode:
+    async def run(
+        self,
+        task: Task,
+        memory: dict[str, Any] | None = None,
+        *,
+        recall: Recall | None = None,
+        seed: int | None = None,
+    ) -> Episode:
         """One episode. Budget exhaustion, model failures and environment errors end it early
-        with the reason recorded; configuration errors propagate."""
+        with the reason recorded; configuration errors propagate.
+
+        ``memory`` is rendered into the prompt; or ``recall`` is called with the episode's start
+        (after the environment is reset) to get it. ``seed`` goes to every model call of the
+        episode, so sampled episodes are reproducible and cacheable."""
         env = await asyncio.to_thread(open_env, self.domain, task)
         try:
-            return await self._play(env, task, memory or {})
+            return await self._play(env, task, memory or {}, recall, seed)
         finally:
             await asyncio.to_thread(env.close)
 
-    async def _play(self, env: Any, task: Task, memory: dict[str, Any]) -> Episode:
+    async def _play(
+        self,
+        env: Any,
+        task: Task,
+        memory: dict[str, Any],
+        recall: Recall | None,
+        seed: int | None,
+    ) -> Episode:
         first = await asyncio.to_thread(env.reset)
-        start = self.start_of(task, first)
+        start = EpisodeStart(self.domain.name, task.description, first.text)
+        if recall is not None:
+            memory = await recall(start)
         memory_text, truncated = render_memory(memory, self.memory_chars)
         system = system_prompt(self.domain.instructions, memory_text)
         limit = self.domain.step_limit
@@ -163,7 +184,11 @@ class Actor:
         for index in range(limit):
             try:
                 completion = await self.llm.complete(
-                    history.messages(system), schema=AgentStep, max_tokens=self.max_tokens
+                    history.messages(system),
+                    schema=AgentStep,
+                    max_tokens=self.max_tokens,
+                    temperature=self.temperature,
+                    seed=seed,
                 )
             except BudgetExceededError as exc:
                 reason, error = "budget", exc.message
@@ -179,24 +204,25 @@ class Actor:
             action, matched = match_action(answer.action, observation.actions, self.match_cutoff)
             invalid += not matched
             try:
-                transition = step = await asyncio.to_thread(env.step, action)
+                result: Transition = await asyncio.to_thread(env.step, action)
             except Exception as exc:  # a broken environment ends the episode, not the run
                 reason, error = "error", f"environment failed: {type(exc).__name__}: {exc}"
                 break
+            transition = result
             steps.append(
                 Step(
                     observation.text,
                     answer.thought,
                     action,
-                    transition.reward,
+                    result.reward,
                     answer.action,
                     matched,
                 )
             )
-            observation = transition.observation
-            if transition.done:
-                reason = "success" if transition.success else "done"
-                if transition.info.get("truncated"):
+            observation = result.observation
+            if result.done:
+                reason = "success" if result.success else "done"
+                if result.info.get("truncated"):
                     reason = "step_limit"
                 break
             reply = json.dumps({"thought": answer.thought, "action": action})

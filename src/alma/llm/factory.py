@@ -73,13 +73,21 @@ class ModelFactory:
         self._cache: ResponseCache | None = None
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self._closers: list[Any] = []
+        self._providers: dict[str, LLM] = {}
+        self._embedders: dict[str, Embedder] = {}
 
     # ------------------------------------------------------------------ chat models
-    def llm(self, spec: str, purpose: Purpose) -> Metered:
-        parsed = parse_model_spec(spec)
-        inner = self._build(parsed)
+    def llm(self, spec: str, purpose: Purpose, *, ledger: Ledger | None = None) -> Metered:
+        """A metered model; ``ledger`` (a child of the run's) scopes it to one piece of work."""
+        inner = self._inner(spec)
         cached = CachedLLM(inner, self._response_cache(), default_temperature=self._temperature())
-        return Metered(cached, self.ledger, purpose)
+        return Metered(cached, ledger or self.ledger, purpose)
+
+    def _inner(self, spec: str) -> LLM:
+        """One provider per spec, shared by every metered wrapper of it."""
+        if spec not in self._providers:
+            self._providers[spec] = self._build(parse_model_spec(spec))
+        return self._providers[spec]
 
     def for_role(self, role: Purpose) -> Metered:
         models = self.config.models
@@ -145,10 +153,13 @@ class ModelFactory:
         return provider
 
     # ------------------------------------------------------------------ embedders
-    def embedder(self, spec: str | None = None, purpose: Purpose = "memory") -> MeteredEmbedder:
-        return MeteredEmbedder(
-            self._embedder(spec or self.config.models.embedder), self.ledger, purpose
-        )
+    def embedder(
+        self, spec: str | None = None, purpose: Purpose = "memory", *, ledger: Ledger | None = None
+    ) -> MeteredEmbedder:
+        name = spec or self.config.models.embedder
+        if name not in self._embedders:
+            self._embedders[name] = self._embedder(name)
+        return MeteredEmbedder(self._embedders[name], ledger or self.ledger, purpose)
 
     def _embedder(self, spec: str) -> Embedder:
         provider, _, name = spec.partition(":")
