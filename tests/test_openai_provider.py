@@ -148,10 +148,11 @@ async def test_reasoning_effort_passed_and_max_completion_tokens(
 async def test_reasoning_model_name_uses_max_completion_tokens(
     fake: FakeOpenAI, make: MakeProvider
 ) -> None:
-    await make("gpt-5-nano").complete(MESSAGES, max_tokens=32)
+    await make("gpt-5-nano").complete(MESSAGES, max_tokens=32, temperature=0.0)
     body = fake.chat_requests[0].body
     assert body["max_completion_tokens"] == 32
     assert "reasoning_effort" not in body
+    assert "temperature" not in body  # reasoning models reject any but their own
 
 
 async def test_extra_body_is_merged_into_the_request(fake: FakeOpenAI, make: MakeProvider) -> None:

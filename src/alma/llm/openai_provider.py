@@ -167,7 +167,8 @@ class OpenAIProvider:
         self, temperature: float | None, max_tokens: int | None, seed: int | None
     ) -> dict[str, Any]:
         options: dict[str, Any] = {}
-        if temperature is not None:
+        # reasoning models accept only their fixed sampling temperature: never send one
+        if temperature is not None and not self._reasoning:
             options["temperature"] = temperature
         if max_tokens is not None:
             options["max_completion_tokens" if self._reasoning else "max_tokens"] = max_tokens
