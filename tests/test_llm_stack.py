@@ -6,7 +6,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI, answer, rate_limited, server_error
 from pydantic import BaseModel
 
 from alma.cli import main
@@ -14,6 +13,7 @@ from alma.config import load_config
 from alma.errors import LLMError
 from alma.run import Run
 from alma.types import Message
+from fake_openai import FakeOpenAI, answer, rate_limited, server_error
 
 
 class Verdict(BaseModel):

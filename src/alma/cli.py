@@ -36,7 +36,8 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-out = Console()
+# results go to stdout; when it is not a terminal, wide enough for tables, never wrapped
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)  # error lines stay one line
 
 
@@ -479,13 +480,20 @@ def config_show(
 # --------------------------------------------------------------------------- entry point
 
 
+INTERRUPTED = "[yellow]interrupted[/]: what was finished is saved in the run directory"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (and exits with it when called as a script)."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("ALMA_DEBUG") == "1"
     code = 0
     try:
-        app(args=args, prog_name="alma", standalone_mode=False)
+        returned = app(args=args, prog_name="alma", standalone_mode=False)
+        # typer returns the code of an Exit (Ctrl-C becomes Exit(130)) instead of raising it
+        code = returned if isinstance(returned, int) else 0
+        if code == 130:
+            err.print(INTERRUPTED)
     except typer.Exit as done:
         code = done.exit_code
     except TyperException as usage:  # bad flags or arguments: typer's own usage message
@@ -496,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
             err.print(f"[red]error[/]: {usage.message}")
         code = usage.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        err.print("[yellow]interrupted[/]: what was finished is saved in the run directory")
+        err.print(INTERRUPTED)
         code = 130
     except AlmaError as error:
         if debug:

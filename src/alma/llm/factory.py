@@ -80,7 +80,9 @@ class ModelFactory:
     def llm(self, spec: str, purpose: Purpose, *, ledger: Ledger | None = None) -> Metered:
         """A metered model; ``ledger`` (a child of the run's) scopes it to one piece of work."""
         inner = self._inner(spec)
-        cached = CachedLLM(inner, self._response_cache(), default_temperature=self._temperature())
+        # the scripted model is instant and its answers come from code that may change: no cache
+        cache = None if parse_model_spec(spec).provider == "scripted" else self._response_cache()
+        cached = CachedLLM(inner, cache, default_temperature=self._temperature())
         return Metered(cached, ledger or self.ledger, purpose)
 
     def _inner(self, spec: str) -> LLM:

@@ -77,6 +77,12 @@ class VectorStore:
             return self._items[id]
         return None
 
+    def vector(self, id: int) -> np.ndarray | None:
+        """The stored (normalised) vector of ``id``, or None if there is none."""
+        if 0 <= id < self._count and self._alive[id]:
+            return self._matrix[id].copy()
+        return None
+
     def delete(self, id: int) -> bool:
         if 0 <= id < self._count and self._alive[id]:
             self._alive[id] = False

@@ -24,7 +24,7 @@ import networkx as nx
 import numpy as np
 from pydantic import BaseModel, create_model
 
-from alma.errors import AlmaError
+from alma.errors import AlmaError, BudgetExceededError
 from alma.llm.base import LLM, Embedder
 from alma.memory.stores import KVStore, VectorStore
 from alma.types import Completion, Message
@@ -155,11 +155,16 @@ class Toolkit:
 
 
 class ModelServices:
-    """Services backed by the run's (metered) models, for designs run in this process."""
+    """Services backed by the run's (metered) models, for designs run in this process.
+
+    A design may catch every exception of its model calls; so that it cannot swallow the end of
+    the budget, the services remember it (``budget_error``) and the harness re-raises it.
+    """
 
     def __init__(self, llm: LLM, embedder: Embedder) -> None:
         self.llm = llm
         self.embedder = embedder
+        self.budget_error: BudgetExceededError | None = None
 
     async def complete(
         self,
@@ -169,9 +174,17 @@ class ModelServices:
         temperature: float | None = None,
         max_tokens: int | None = None,
     ) -> Completion:
-        return await self.llm.complete(
-            messages, schema=schema, temperature=temperature, max_tokens=max_tokens
-        )
+        try:
+            return await self.llm.complete(
+                messages, schema=schema, temperature=temperature, max_tokens=max_tokens
+            )
+        except BudgetExceededError as error:
+            self.budget_error = error
+            raise
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return await self.embedder.embed(texts)
+        try:
+            return await self.embedder.embed(texts)
+        except BudgetExceededError as error:
+            self.budget_error = error
+            raise

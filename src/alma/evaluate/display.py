@@ -1,0 +1,58 @@
+"""Readable output of evaluations and comparisons."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from alma.evaluate.compare import ComparisonRow
+from alma.evaluate.protocol import EvalResult
+
+
+def show_result(console: Console, result: EvalResult) -> None:
+    deploy = len(result.deploy_tasks)
+    console.print(
+        f"[bold]{result.design_name}[/] ({result.design_id}) on {result.domain}/{result.split}, "
+        f"{result.rollout}: [bold]{result.score:.3f} ± {result.stderr:.3f}[/] "
+        f"(repeats {', '.join(f'{r:.2f}' for r in result.repeats)}; "
+        f"95% CI over {deploy} tasks [{result.ci95[0]:.2f}, {result.ci95[1]:.2f}])"
+        + (" [dim](from an earlier identical evaluation)[/]" if result.reused else "")
+    )
+    for purpose in ("agent", "memory"):
+        usage = result.usage.get(purpose, {})
+        console.print(
+            f"  {purpose:<6} {int(usage.get('calls', 0)):>6} calls "
+            f"{int(usage.get('tokens', 0)):>10,} tokens  ${float(usage.get('cost_usd', 0.0)):.4f}"
+        )
+    memory = result.memory
+    console.print(
+        f"  {result.n_episodes} episodes in {result.seconds:.1f} s; memory: "
+        f"{memory.retrieve_calls} retrieves ({memory.retrieve_errors} failed), "
+        f"{memory.update_calls} updates ({memory.update_errors} failed), "
+        f"{memory.truncated} truncated"
+    )
+    for error in memory.errors:
+        console.print(f"  [yellow]{error}[/]", highlight=False)
+    if result.error:
+        console.print(f"  [red]design failed[/]: {result.error}", highlight=False)
+
+
+def show_comparison(console: Console, rows: Sequence[ComparisonRow], split: str) -> None:
+    table = Table(title=f"designs on {split} (deploy score, 95% CI over tasks)")
+    for column in ("design", "score", "95% CI", "gain vs no_memory", "p", "mem tok/ep", "mem $/ep"):
+        table.add_column(column, justify="left" if column == "design" else "right")
+    for row in rows:
+        result = row.result
+        gain = row.versus_reference
+        table.add_row(
+            result.design_name + (" [red](failed)[/]" if result.error else ""),
+            f"{result.score:.3f} ± {result.stderr:.3f}",
+            f"[{result.ci95[0]:.2f}, {result.ci95[1]:.2f}]",
+            "-" if gain is None else f"{gain.gain:+.3f} [{gain.ci_low:+.2f}, {gain.ci_high:+.2f}]",
+            "-" if gain is None else f"{gain.p_value:.3f}",
+            f"{row.per_episode('memory', 'tokens'):,.0f}",
+            f"{row.per_episode('memory', 'cost_usd'):.5f}",
+        )
+    console.print(table)

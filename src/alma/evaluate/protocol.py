@@ -1,0 +1,376 @@
+"""The evaluation protocol: build, then deploy three times, then score.
+
+For one design, domain, split and task list (every design in a comparison sees the same):
+
+1. the chosen tasks are shuffled with the run's seed; the first half is the build half, the
+   rest the deploy half (``--quick``: 5 tasks, 2 build and 3 deploy);
+2. build: the agent plays each build task without memory (concurrently); each episode then goes
+   to ``update``, in task order unless ``max_update_concurrency`` > 1;
+3. deploy, ``repeats`` times: ``batched`` freezes the memory (retrieve, then act);
+   ``sequential`` gives each repeat its own copy of the built memory, which walks the deploy
+   tasks in order (retrieve, act, update);
+4. score: the success rate of each repeat; the score is their mean and the error their standard
+   error. Per-task outcomes (for paired comparisons), tokens and dollars by purpose, and memory
+   call times are kept; every episode is written to the run database as it finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import time
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+from alma.agent.actor import Actor
+from alma.config import EvalConfig
+from alma.domains.base import Domain
+from alma.errors import BudgetExceededError, UsageError
+from alma.evaluate.executor import Executor, LocalExecutor
+from alma.evaluate.records import EvaluationRecords
+from alma.evaluate.runner import (
+    CallResult,
+    DesignFailedError,
+    DesignRunner,
+    InProcessFactory,
+    RunnerFactory,
+)
+from alma.evaluate.statistics import bootstrap_ci, mean_and_stderr
+from alma.llm.ledger import Ledger
+from alma.memory.loading import DesignSource
+from alma.memory.toolkit import ModelServices
+from alma.run import Run
+from alma.types import Episode, EpisodeStart, Split, Task
+
+T = TypeVar("T")
+QUICK_TASKS = 5
+DEFAULT_TASKS = 20
+
+
+@dataclass
+class MemoryCalls:
+    retrieve_calls: int = 0
+    retrieve_errors: int = 0
+    retrieve_seconds: float = 0.0
+    update_calls: int = 0
+    update_errors: int = 0
+    update_seconds: float = 0.0
+    truncated: int = 0
+    errors: list[str] = field(default_factory=list)  # the first few, for the report
+
+    def add(self, kind: str, result: CallResult) -> None:
+        if kind == "retrieve":
+            self.retrieve_calls += 1
+            self.retrieve_seconds += result.seconds
+            self.retrieve_errors += result.error is not None
+        else:
+            self.update_calls += 1
+            self.update_seconds += result.seconds
+            self.update_errors += result.error is not None
+        if result.error is not None and len(self.errors) < 5:
+            self.errors.append(f"{kind}: {result.error}")
+
+    @property
+    def failed_calls(self) -> int:
+        return self.retrieve_errors + self.update_errors
+
+
+@dataclass
+class EvalResult:
+    key: str
+    design_id: str
+    design_name: str
+    domain: str
+    split: str
+    rollout: str
+    score: float = 0.0
+    stderr: float = 0.0
+    ci95: tuple[float, float] = (0.0, 0.0)
+    repeats: list[float] = field(default_factory=list)
+    n_episodes: int = 0
+    per_task: dict[str, list[bool]] = field(default_factory=dict)
+    usage: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cost_usd: float = 0.0
+    memory: MemoryCalls = field(default_factory=MemoryCalls)
+    episode_errors: int = 0
+    build_tasks: list[str] = field(default_factory=list)
+    deploy_tasks: list[str] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    reused: bool = False  # served from an earlier identical evaluation in this run
+
+    def task_scores(self) -> dict[str, float]:
+        return {task: sum(runs) / len(runs) for task, runs in self.per_task.items() if runs}
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["failed_memory_calls"] = self.memory.failed_calls
+        return data
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> EvalResult:
+        data = dict(data)
+        data.pop("failed_memory_calls", None)
+        data["memory"] = MemoryCalls(**data["memory"])
+        data["ci95"] = tuple(data["ci95"])
+        return EvalResult(**data)
+
+
+def select_tasks(
+    domain: Domain, split: Split, settings: EvalConfig, *, quick: bool, seed: int
+) -> tuple[list[Task], list[Task]]:
+    """The build and deploy halves: ``n`` tasks of the split drawn with the seed."""
+    tasks = list(domain.tasks(split))
+    wanted = QUICK_TASKS if quick else settings.tasks or min(DEFAULT_TASKS, len(tasks))
+    if wanted > len(tasks) or wanted < 2:
+        raise UsageError(
+            f"split {split} of {domain.name!r} has {len(tasks)} tasks; {wanted} asked",
+            hint="ask for fewer with --tasks, or use another split",
+        )
+    random.Random(seed).shuffle(tasks)
+    chosen = tasks[:wanted]
+    half = wanted // 2
+    return chosen[:half], chosen[half:]
+
+
+async def gather_all(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
+    """Run all concurrently; the first failure cancels the rest and is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(coroutine) for coroutine in coroutines]
+    except BaseExceptionGroup as failures:
+        raise failures.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
+def episode_seed(seed: int, repeat: int, task_id: str) -> int:
+    digest = hashlib.sha256(f"{seed}/{repeat}/{task_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+class Evaluator:
+    """Evaluates designs on one domain inside a run (shared store, ledger and models)."""
+
+    def __init__(
+        self,
+        run: Run,
+        domain: Domain,
+        *,
+        runner_factory: RunnerFactory | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        self.run = run
+        self.config = run.config
+        self.domain = domain
+        settings = self.config.eval
+        self.runner_factory = runner_factory or InProcessFactory(
+            settings.retrieve_timeout_s, settings.update_timeout_s
+        )
+        self.executor = executor or LocalExecutor(settings.max_episodes_concurrency)
+        self.records = EvaluationRecords(run.store)
+
+    def evaluation_key(
+        self, design: DesignSource, split: Split, tasks: Sequence[Task], quick: bool
+    ) -> str:
+        models = self.config.models
+        settings = self.config.eval
+        payload = {
+            "design": design.id,
+            "domain": self.domain.name,
+            "split": split,
+            "tasks": [task.id for task in tasks],
+            "rollout": settings.rollout,
+            "repeats": settings.repeats,
+            "agent": models.agent,
+            "memory": models.memory or models.agent,
+            "embedder": models.embedder,
+            "temperature": settings.agent_temperature,
+            "seed": self.config.run.seed,
+            "step_limit": self.domain.step_limit,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _actor(self, ledger: Ledger) -> Actor:
+        agent = self.config.agent
+        return Actor(
+            self.run.models.llm(self.config.models.agent, "agent", ledger=ledger),
+            self.domain,
+            history_tokens=agent.history_tokens,
+            memory_chars=agent.memory_chars,
+            max_tokens=agent.max_tokens,
+            match_cutoff=agent.match_cutoff,
+            temperature=self.config.eval.agent_temperature,
+        )
+
+    def _services(self, ledger: Ledger) -> ModelServices:
+        models = self.config.models
+        return ModelServices(
+            self.run.models.llm(models.memory or models.agent, "memory", ledger=ledger),
+            self.run.models.embedder(models.embedder, "memory", ledger=ledger),
+        )
+
+    async def evaluate(
+        self,
+        design: DesignSource,
+        split: Split,
+        *,
+        quick: bool = False,
+        on_episode: Callable[[], None] | None = None,
+    ) -> EvalResult:
+        settings = self.config.eval
+        seed = self.config.run.seed
+        build, deploy = select_tasks(self.domain, split, settings, quick=quick, seed=seed)
+        key = self.evaluation_key(design, split, build + deploy, quick)
+        earlier = self.records.finished(key)
+        if earlier is not None:
+            earlier.reused = True
+            return earlier
+        result = EvalResult(
+            key,
+            design.id,
+            design.name,
+            self.domain.name,
+            split,
+            settings.rollout,
+            build_tasks=[t.id for t in build],
+            deploy_tasks=[t.id for t in deploy],
+        )
+        self.records.start(result, design)
+        ledger = self.run.ledger.child(f"eval:{key}")
+        started = time.perf_counter()
+        session = _Session(self, result, ledger, on_episode)
+        try:
+            await session.play(design, build, deploy, seed)
+        except DesignFailedError as failure:
+            result.error = failure.message
+        except BaseException:
+            result.seconds = time.perf_counter() - started
+            self.records.finish(result, ledger, status="interrupted")
+            raise
+        result.seconds = time.perf_counter() - started
+        session.score(deploy)
+        self.records.finish(result, ledger, status="failed" if result.error else "done")
+        return result
+
+
+class _Session:
+    """The mutable state of one evaluation while it runs."""
+
+    def __init__(
+        self,
+        evaluator: Evaluator,
+        result: EvalResult,
+        ledger: Ledger,
+        on_episode: Callable[[], None] | None,
+    ) -> None:
+        self.evaluator = evaluator
+        self.result = result
+        self.ledger = ledger
+        self.on_episode = on_episode
+        self.actor = evaluator._actor(ledger)
+        self.services = evaluator._services(ledger)
+        settings = evaluator.config.eval
+        self.retrieve_slots = asyncio.Semaphore(settings.max_retrieve_concurrency)
+        self.update_slots = asyncio.Semaphore(settings.max_update_concurrency)
+        self.outcomes: dict[tuple[int, str], bool] = {}
+
+    async def play(
+        self, design: DesignSource, build: list[Task], deploy: list[Task], seed: int
+    ) -> None:
+        settings = self.evaluator.config.eval
+        runner = await self.evaluator.runner_factory.start(design, self.services, seed)
+        try:
+            episodes = await gather_all(self._act(task, "build", 0, None) for task in build)
+            await self._updates(runner, list(zip(build, episodes, strict=True)))
+            if settings.rollout == "batched":
+                await gather_all(
+                    self._deploy_one(runner, task, repeat)
+                    for repeat in range(settings.repeats)
+                    for task in deploy
+                )
+            else:
+                copies = [await runner.fork() for _ in range(settings.repeats)]
+                try:
+                    await gather_all(
+                        self._walk(copy, deploy, repeat) for repeat, copy in enumerate(copies)
+                    )
+                finally:
+                    for copy in copies:
+                        await copy.close()
+        finally:
+            await runner.close()
+
+    async def _updates(self, runner: DesignRunner, played: list[tuple[Task, Episode]]) -> None:
+        async def one(task: Task, episode: Episode) -> None:
+            async with self.update_slots:
+                self.result.memory.add("update", await runner.update(episode))
+
+        if self.evaluator.config.eval.max_update_concurrency == 1:
+            for task, episode in played:  # in task order: deterministic
+                await one(task, episode)
+        else:
+            await gather_all(one(task, episode) for task, episode in played)
+
+    async def _deploy_one(self, runner: DesignRunner, task: Task, repeat: int) -> Episode:
+        return await self._act(task, "deploy", repeat, runner)
+
+    async def _walk(self, runner: DesignRunner, deploy: list[Task], repeat: int) -> None:
+        for task in deploy:
+            episode = await self._deploy_one(runner, task, repeat)
+            self.result.memory.add("update", await runner.update(episode))
+
+    async def _act(
+        self, task: Task, phase: str, repeat: int, runner: DesignRunner | None
+    ) -> Episode:
+        retrieved: list[CallResult] = []
+
+        async def recall(start: EpisodeStart) -> dict[str, Any]:
+            assert runner is not None
+            async with self.retrieve_slots:
+                result = await runner.retrieve(start)
+            self.result.memory.add("retrieve", result)
+            retrieved.append(result)
+            return result.value
+
+        config = self.evaluator.config
+        seed = episode_seed(config.run.seed, repeat if phase == "deploy" else -1, task.id)
+        episode = await self.evaluator.executor.run(
+            self.actor, task, recall=recall if runner is not None else None, seed=seed
+        )
+        if episode.outcome.reason == "budget":  # the run is out of budget: stop, don't score
+            raise BudgetExceededError(episode.outcome.error or "budget reached")
+        self.result.n_episodes += 1
+        self.result.episode_errors += episode.outcome.reason == "error"
+        if phase == "deploy":
+            self.outcomes[(repeat, task.id)] = episode.outcome.success
+            self.result.memory.truncated += episode.memory_truncated
+        call = retrieved[0] if retrieved else None
+        self.evaluator.records.add_episode(self.result, task, episode, phase, repeat, call)
+        if self.on_episode is not None:
+            self.on_episode()
+        return episode
+
+    def score(self, deploy: list[Task]) -> None:
+        result = self.result
+        repeats = self.evaluator.config.eval.repeats
+        if result.error is None:
+            result.repeats = [
+                sum(self.outcomes.get((r, task.id), False) for task in deploy) / len(deploy)
+                for r in range(repeats)
+            ]
+            result.per_task = {
+                task.id: [self.outcomes.get((r, task.id), False) for r in range(repeats)]
+                for task in deploy
+            }
+        else:
+            result.repeats = [0.0] * repeats
+        result.score, result.stderr = mean_and_stderr(result.repeats)
+        task_scores = list(result.task_scores().values())
+        result.ci95 = bootstrap_ci(task_scores) if task_scores else (0.0, 0.0)
+        result.usage = {
+            purpose: tally.as_dict() for purpose, tally in self.ledger.by_purpose.items()
+        }
+        result.cost_usd = self.ledger.total.cost_usd

@@ -1,0 +1,108 @@
+"""Evaluations and their episodes in the run database."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import TYPE_CHECKING, Any
+
+from alma.evaluate.runner import CallResult
+from alma.llm.ledger import Ledger
+from alma.memory.loading import DesignSource
+from alma.store import RunStore
+from alma.types import Episode, Task, to_dict
+
+if TYPE_CHECKING:
+    from alma.evaluate.protocol import EvalResult
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS evaluations (
+    key TEXT PRIMARY KEY,
+    design_id TEXT NOT NULL,
+    design_name TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    split TEXT NOT NULL,
+    status TEXT NOT NULL,
+    score REAL,
+    stderr REAL,
+    cost_usd REAL,
+    result TEXT,
+    source TEXT NOT NULL,
+    started REAL NOT NULL,
+    finished REAL
+);
+"""
+
+
+class EvaluationRecords:
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+        store.ensure_schema(SCHEMA)
+
+    def finished(self, key: str) -> EvalResult | None:
+        from alma.evaluate.protocol import EvalResult
+
+        rows = self.store.query(
+            "SELECT result FROM evaluations WHERE key=? AND status IN ('done', 'failed')", (key,)
+        )
+        return EvalResult.from_dict(json.loads(rows[0]["result"])) if rows else None
+
+    def start(self, result: EvalResult, design: DesignSource) -> None:
+        self.store.execute(
+            "INSERT INTO evaluations(key, design_id, design_name, domain, split, status, source,"
+            " started) VALUES (?, ?, ?, ?, ?, 'running', ?, ?) ON CONFLICT(key) DO UPDATE SET"
+            " status='running', started=excluded.started",
+            (
+                result.key,
+                design.id,
+                design.name,
+                result.domain,
+                result.split,
+                design.source,
+                time.time(),
+            ),
+        )
+        # episodes of an earlier, interrupted attempt are not mixed into this one
+        self.store.execute("DELETE FROM episodes WHERE label=?", (result.key,))
+
+    def finish(self, result: EvalResult, ledger: Ledger, *, status: str) -> None:
+        if not result.usage:
+            result.usage = {p: t.as_dict() for p, t in ledger.by_purpose.items()}
+            result.cost_usd = ledger.total.cost_usd
+        self.store.execute(
+            "UPDATE evaluations SET status=?, score=?, stderr=?, cost_usd=?, result=?, finished=?"
+            " WHERE key=?",
+            (
+                status,
+                result.score,
+                result.stderr,
+                result.cost_usd,
+                json.dumps(result.as_dict()),
+                time.time(),
+                result.key,
+            ),
+        )
+
+    def add_episode(
+        self,
+        result: EvalResult,
+        task: Task,
+        episode: Episode,
+        phase: str,
+        repeat: int,
+        retrieved: CallResult | None,
+    ) -> None:
+        data: dict[str, Any] = {"phase": phase, "repeat": repeat, "episode": to_dict(episode)}
+        if retrieved is not None:
+            data["retrieve"] = {"error": retrieved.error, "seconds": retrieved.seconds}
+        self.store.add_episode(
+            domain=result.domain,
+            task_id=task.id,
+            split=task.split,
+            success=episode.outcome.success,
+            score=episode.outcome.score,
+            steps=episode.outcome.steps,
+            reason=episode.outcome.reason,
+            data=data,
+            label=result.key,
+        )

@@ -1,0 +1,150 @@
+"""The seam between the harness and a memory design: ``DesignRunner``.
+
+The harness never calls a design directly. A runner calls ``retrieve`` / ``update`` with a
+wall-clock limit, checks what comes back, and turns any failure of the design into a recorded
+error instead of an exception, so one bad design costs one failed call, never the evaluation.
+Only the budget running out passes through.
+
+``InProcessRunner`` runs the design in this process (a hang that never yields to the event loop
+cannot be interrupted here; the sandboxed runner runs designs in a worker process instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import pickle
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from alma.errors import AlmaError, BudgetExceededError
+from alma.memory.base import MemoryDesign
+from alma.memory.loading import DesignSource, load_class
+from alma.memory.toolkit import Services, Toolkit
+from alma.types import Episode, EpisodeStart
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """What one retrieve or update gave: a value, or the reason it failed."""
+
+    value: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    seconds: float = 0.0
+
+
+class DesignFailedError(AlmaError):
+    """The design cannot be used at all (it fails to load, construct or copy)."""
+
+
+class DesignRunner(Protocol):
+    async def retrieve(self, start: EpisodeStart) -> CallResult: ...
+
+    async def update(self, episode: Episode) -> CallResult: ...
+
+    async def fork(self) -> DesignRunner: ...
+
+    async def close(self) -> None: ...
+
+
+class RunnerFactory(Protocol):
+    async def start(self, design: DesignSource, services: Services, seed: int) -> DesignRunner: ...
+
+
+def describe_failure(error: BaseException) -> str:
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def check_retrieved(value: Any) -> dict[str, Any]:
+    """A retrieve result must be a JSON-serialisable dict; raises TypeError if not."""
+    if not isinstance(value, dict):
+        raise TypeError(f"retrieve returned {type(value).__name__}, not a dict")
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"retrieve returned something not JSON-serialisable: {error}") from None
+    return value
+
+
+class InProcessRunner:
+    def __init__(
+        self,
+        design: MemoryDesign,
+        services: Services,
+        *,
+        retrieve_timeout_s: float,
+        update_timeout_s: float,
+    ) -> None:
+        self.design = design
+        self.services = services
+        self.retrieve_timeout_s = retrieve_timeout_s
+        self.update_timeout_s = update_timeout_s
+
+    async def _call(self, coroutine: Any, limit_s: float, what: str) -> CallResult:
+        started = time.perf_counter()
+        try:
+            value = await asyncio.wait_for(coroutine, limit_s)
+            if what == "retrieve":
+                value = check_retrieved(value)
+            result = CallResult(value or {}, None, time.perf_counter() - started)
+        except BudgetExceededError:
+            raise
+        except TimeoutError:
+            result = CallResult(
+                {}, f"{what} took longer than {limit_s:g} s", time.perf_counter() - started
+            )
+        except Exception as exc:  # the design's fault, recorded not raised
+            result = CallResult({}, describe_failure(exc), time.perf_counter() - started)
+        budget_error = getattr(self.services, "budget_error", None)
+        if budget_error is not None:  # the design caught it; the run must still stop
+            raise budget_error
+        return result
+
+    async def retrieve(self, start: EpisodeStart) -> CallResult:
+        return await self._call(self.design.retrieve(start), self.retrieve_timeout_s, "retrieve")
+
+    async def update(self, episode: Episode) -> CallResult:
+        return await self._call(self.design.update(episode), self.update_timeout_s, "update")
+
+    async def fork(self) -> InProcessRunner:
+        try:
+            copy: MemoryDesign = pickle.loads(pickle.dumps(self.design))
+        except Exception as error:
+            raise DesignFailedError(
+                f"the built memory cannot be copied: {describe_failure(error)}",
+                hint="keep the design's state in toolkit stores or plain picklable attributes",
+            ) from None
+        copy.toolkit.bind(self.services)
+        return InProcessRunner(
+            copy,
+            self.services,
+            retrieve_timeout_s=self.retrieve_timeout_s,
+            update_timeout_s=self.update_timeout_s,
+        )
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class InProcessFactory:
+    retrieve_timeout_s: float = 120.0
+    update_timeout_s: float = 300.0
+
+    async def start(self, design: DesignSource, services: Services, seed: int) -> InProcessRunner:
+        cls = load_class(design)
+        try:
+            instance = cls(Toolkit(services, seed=seed))
+        except Exception as error:
+            raise DesignFailedError(
+                f"design {design.name!r} failed to construct: {describe_failure(error)}",
+                hint="the constructor must accept (toolkit) and not fail",
+            ) from None
+        return InProcessRunner(
+            instance,
+            services,
+            retrieve_timeout_s=self.retrieve_timeout_s,
+            update_timeout_s=self.update_timeout_s,
+        )

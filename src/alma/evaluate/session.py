@@ -1,0 +1,75 @@
+"""``alma eval`` and ``alma compare``: evaluations inside a run, with a progress bar."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from alma.config import AlmaConfig
+from alma.domains.registry import get_domain
+from alma.errors import BudgetExceededError
+from alma.evaluate.compare import ComparisonRow, compare
+from alma.evaluate.protocol import EvalResult, Evaluator, select_tasks
+from alma.memory.loading import resolve_design
+from alma.run import Run
+from alma.types import Split
+
+
+@dataclass
+class Outcome:
+    run_dir: Path
+    results: list[EvalResult] = field(default_factory=list)
+    rows: list[ComparisonRow] = field(default_factory=list)
+    stopped: str | None = None  # why the work stopped early (the budget)
+
+
+async def run_evaluations(
+    config: AlmaConfig,
+    domain_name: str,
+    specs: list[str],
+    split: Split,
+    *,
+    quick: bool,
+    run_dir: Path | None,
+    comparison: bool,
+    console: Console | None,
+) -> Outcome:
+    domain = get_domain(domain_name)
+    designs = [resolve_design(spec) for spec in specs]  # fail on a bad name before any work
+    build, deploy = select_tasks(domain, split, config.eval, quick=quick, seed=config.run.seed)
+    per_design = len(build) + config.eval.repeats * len(deploy)
+    count = len(designs) + (comparison and all(d.name != "no_memory" for d in designs))
+    async with Run(config, run_dir, prefix="compare" if comparison else "eval") as run:
+        outcome = Outcome(run.path)
+        evaluator = Evaluator(run, domain)
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=console is None,
+            transient=False,
+        )
+        bar = progress.add_task(f"{domain.name}/{split} episodes", total=per_design * count)
+
+        def tick() -> None:
+            progress.advance(bar)
+
+        with progress:
+            try:
+                if comparison:
+                    outcome.rows = await compare(
+                        evaluator, designs, split, quick=quick, on_episode=tick
+                    )
+                    outcome.results = [row.result for row in outcome.rows]
+                else:
+                    outcome.results = [
+                        await evaluator.evaluate(designs[0], split, quick=quick, on_episode=tick)
+                    ]
+            except BudgetExceededError as error:
+                outcome.stopped = error.message
+        return outcome

@@ -1,0 +1,274 @@
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from alma.cli import main
+from alma.config import load_config
+from alma.domains.toy import ToyDomain
+from alma.evaluate.protocol import Evaluator, select_tasks
+from alma.evaluate.statistics import bootstrap_ci, mean_and_stderr, paired_bootstrap
+from alma.memory.loading import reference_design
+from alma.run import Run
+
+DESIGNS = Path(__file__).parent / "designs"
+FIVE = ["no_memory", "trajectory_retrieval", "reasoning_bank", "dynamic_cheatsheet", "g_memory"]
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("rollout", ["batched", "sequential"])
+@pytest.mark.parametrize("memory", FIVE)
+def test_eval_json_for_every_design_and_rollout(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, memory: str, rollout: str
+) -> None:
+    code, out, _ = run_cli(
+        capsys,
+        "eval",
+        "--domain",
+        "toy",
+        "--memory",
+        memory,
+        "--agent-model",
+        "scripted",
+        "--rollout",
+        rollout,
+        "--quick",
+        "--json",
+        "--run-dir",
+        str(tmp_path / "run"),
+    )
+    result = json.loads(out)
+    assert code == 0, out
+    assert result["n_episodes"] == 2 + 3 * 3
+    assert len(result["repeats"]) == 3 and 0 <= result["score"] <= 1
+    assert result["stderr"] >= 0 and set(result["per_task"]) == set(result["deploy_tasks"])
+    assert result["usage"]["agent"]["calls"] > 0
+    assert result["failed_memory_calls"] == 0
+    expected_updates = 2 + (9 if rollout == "sequential" else 0)
+    assert result["memory"]["update_calls"] == expected_updates
+    assert result["memory"]["retrieve_calls"] == 9
+    db = sqlite3.connect(tmp_path / "run" / "alma.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM episodes").fetchone()[0] == 11
+    status = db.execute("SELECT status FROM evaluations").fetchone()[0]
+    assert status == "done"
+
+
+def test_compare_prints_the_table(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = run_cli(
+        capsys,
+        "compare",
+        "--domain",
+        "toy",
+        "--memories",
+        ",".join(FIVE),
+        "--agent-model",
+        "scripted",
+        "--quick",
+        "--run-dir",
+        str(tmp_path / "run"),
+    )
+    assert code == 0
+    for name in FIVE:
+        assert name in out
+    assert "gain vs no_memory" in out
+
+
+def test_compare_json_adds_the_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(
+        capsys,
+        "compare",
+        "--domain",
+        "toy",
+        "--memories",
+        "trajectory_retrieval",
+        "--quick",
+        "--json",
+    )
+    rows = json.loads(out)["rows"]
+    assert code == 0 and [row["design"] for row in rows] == ["no_memory", "trajectory_retrieval"]
+    assert rows[0]["p_value"] is None and 0 <= rows[1]["p_value"] <= 1
+
+
+def test_a_faulty_design_costs_failed_calls_not_the_evaluation(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "alma.toml").write_text("[eval]\nretrieve_timeout_s = 0.2\n")
+    code, out, _ = run_cli(
+        capsys,
+        "eval",
+        "--domain",
+        "toy",
+        "--design",
+        str(DESIGNS / "faulty.py"),
+        "--rollout",
+        "sequential",
+        "--quick",
+        "--json",
+    )
+    result = json.loads(out)
+    assert code == 0
+    memory = result["memory"]
+    assert memory["update_errors"] == memory["update_calls"] == 11
+    assert memory["retrieve_calls"] == 9 and memory["retrieve_errors"] >= 6
+    assert result["failed_memory_calls"] == memory["update_errors"] + memory["retrieve_errors"]
+    errors = " | ".join(memory["errors"])
+    assert "retrieve exploded" in errors or "update exploded" in errors
+    assert result["n_episodes"] == 11
+
+
+def test_faulty_retrieve_kinds_are_named(tmp_path: Path) -> None:
+    import asyncio
+
+    from alma.evaluate.runner import InProcessFactory
+    from alma.llm.embeddings import HashEmbedder
+    from alma.llm.scripted import ScriptedLLM
+    from alma.memory.loading import design_from_file
+    from alma.memory.toolkit import ModelServices
+    from alma.types import EpisodeStart
+
+    async def calls() -> list[str | None]:
+        factory = InProcessFactory(retrieve_timeout_s=0.1, update_timeout_s=0.1)
+        runner = await factory.start(
+            design_from_file(DESIGNS / "faulty.py"), ModelServices(ScriptedLLM(), HashEmbedder()), 0
+        )
+        start = EpisodeStart("toy", "find the coin", "You are in the hall.")
+        return [(await runner.retrieve(start)).error for _ in range(4)]
+
+    errors = asyncio.run(calls())
+    assert errors[0] is not None and "retrieve exploded" in errors[0]
+    assert errors[1] is not None and "not JSON-serialisable" in errors[1]
+    assert errors[2] is not None and "longer than 0.1 s" in errors[2]
+    assert errors[3] is None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--memory", "nope"], "unknown memory design 'nope'"),
+        (["--design", str(DESIGNS / "not_a_design.py")], "defines no MemoryDesign subclasses"),
+        (["--design", "missing.py"], "does not exist"),
+        (["--memory", "no_memory", "--tasks", "500"], "has 50 tasks; 500 asked"),
+        (["--memory", "no_memory", "--rollout", "sideways"], "rollout"),
+        ([], "exactly one of --memory"),
+    ],
+)
+def test_bad_eval_input_is_one_line_exit_2(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    code, _, err = run_cli(capsys, "eval", "--domain", "toy", *args)
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_ctrl_c_keeps_finished_episodes(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "alma",
+            "eval",
+            "--domain",
+            "toy",
+            "--design",
+            str(DESIGNS / "slow.py"),
+            "--tasks",
+            "12",
+            "--run-dir",
+            str(run_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+    )
+    database = run_dir / "alma.sqlite"
+    deadline = time.time() + 60
+    episodes = 0
+    while time.time() < deadline and episodes < 6:
+        time.sleep(0.2)
+        if database.exists():
+            with sqlite3.connect(database) as db:
+                try:
+                    episodes = db.execute("SELECT COUNT(*) FROM episodes").fetchone()[0]
+                except sqlite3.OperationalError:
+                    episodes = 0
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err.decode()
+    assert b"interrupted" in err and b"Traceback" not in err
+    with sqlite3.connect(database) as db:
+        saved = db.execute("SELECT COUNT(*) FROM episodes").fetchone()[0]
+        status = db.execute("SELECT status FROM evaluations").fetchone()[0]
+    assert saved >= 6 and status == "interrupted"
+
+
+async def test_same_tasks_for_every_design_and_reuse(tmp_path: Path) -> None:
+    config = load_config(overrides={"models": {"agent": "scripted"}})
+    domain = ToyDomain()
+    build, deploy = select_tasks(domain, "train", config.eval, quick=True, seed=0)
+    assert (len(build), len(deploy)) == (2, 3)
+    again = select_tasks(domain, "train", config.eval, quick=True, seed=0)
+    assert (build, deploy) == again
+    other = select_tasks(domain, "train", config.eval, quick=True, seed=1)
+    assert other != (build, deploy)
+    async with Run(config, tmp_path / "run") as run:
+        evaluator = Evaluator(run, domain)
+        first = await evaluator.evaluate(reference_design("no_memory"), "train", quick=True)
+        second = await evaluator.evaluate(reference_design("no_memory"), "train", quick=True)
+    assert not first.reused and second.reused and second.score == first.score
+    assert first.deploy_tasks == [task.id for task in deploy]
+
+
+def test_statistics() -> None:
+    assert mean_and_stderr([1.0, 0.0, 0.5]) == pytest.approx(
+        (
+            0.5,
+            0.288675,
+        ),
+        rel=1e-4,
+    )
+    assert mean_and_stderr([0.4]) == (0.4, 0.0)
+    low, high = bootstrap_ci([0.0, 1.0] * 20)
+    assert low < 0.5 < high
+    better = {f"t{i}": 1.0 for i in range(30)}
+    worse = {f"t{i}": 0.0 if i % 3 else 1.0 for i in range(30)}
+    comparison = paired_bootstrap(better, worse)
+    assert comparison.gain == pytest.approx(20 / 30) and comparison.p_value < 0.01
+    assert comparison.ci_low > 0 and comparison.tasks == 30
+    same = paired_bootstrap(better, better)
+    assert same.gain == 0 and same.p_value == 1.0
+
+
+async def test_a_design_cannot_swallow_the_end_of_the_budget() -> None:
+    """reasoning_bank catches every exception of its model calls; the runner still stops."""
+    from alma.errors import BudgetExceededError
+    from alma.evaluate.runner import InProcessFactory
+    from alma.llm.embeddings import HashEmbedder
+    from alma.llm.ledger import Budget, Ledger, Metered, MeteredEmbedder
+    from alma.llm.scripted import ScriptedLLM
+    from alma.memory.toolkit import ModelServices
+    from alma.types import Episode, EpisodeStart, Outcome, Step
+
+    ledger = Ledger(budget=Budget(tokens=0))  # already spent
+    services = ModelServices(
+        Metered(ScriptedLLM(), ledger, "memory"), MeteredEmbedder(HashEmbedder(), ledger, "memory")
+    )
+    runner = await InProcessFactory().start(reference_design("reasoning_bank"), services, 0)
+    start = EpisodeStart("toy", "find the coin", "You are in the hall.")
+    episode = Episode(
+        start, (Step("You are in the hall.", "", "go north"),), Outcome(False, 0.0, 1)
+    )
+    with pytest.raises(BudgetExceededError):
+        await runner.update(episode)
