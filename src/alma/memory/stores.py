@@ -80,7 +80,8 @@ class VectorStore:
     def vector(self, id: int) -> np.ndarray | None:
         """The stored (normalised) vector of ``id``, or None if there is none."""
         if 0 <= id < self._count and self._alive[id]:
-            return self._matrix[id].copy()
+            row: np.ndarray = self._matrix[id].copy()
+            return row
         return None
 
     def delete(self, id: int) -> bool:
