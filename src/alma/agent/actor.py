@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
@@ -93,22 +94,23 @@ class History:
         self.turns: list[tuple[str, str, str]] = []  # (answer, action, next observation)
         self.omitted: list[str] = []  # actions of the dropped steps
         self.note = ""
+        self._turn_tokens = 0  # running total of the kept turns
 
     def add(self, answer: str, action: str, observation: str) -> None:
         self.turns.append((answer, action, observation))
+        self._turn_tokens += approx_message_tokens((answer, observation))
         if self.tokens() > self.budget:
             self._trim()
 
     def tokens(self) -> int:
-        texts = [self.first + self.note]
-        for answer, _, observation in self.turns:
-            texts += [answer, observation]
-        return approx_message_tokens(texts)
+        return approx_message_tokens((self.first + self.note,)) + self._turn_tokens
 
     def _trim(self) -> None:
         # drop down to 60% of the budget at once, so the prompt prefix stays stable for a while
         while self.turns and self.tokens() > self.budget * 0.6:
-            self.omitted.append(self.turns.pop(0)[1])
+            answer, action, observation = self.turns.pop(0)
+            self._turn_tokens -= approx_message_tokens((answer, observation))
+            self.omitted.append(action)
             listed = ", ".join(self.omitted[-30:])
             self.note = template("omitted").substitute(
                 count=len(self.omitted),
@@ -120,6 +122,31 @@ class History:
         for answer, _, observation in self.turns:
             messages += [Message("assistant", answer), Message("user", observation)]
         return messages
+
+
+class Stepper:
+    """Steps an environment without blocking the event loop for long: steps run in a worker
+    thread until they prove fast (under a millisecond), then inline, which saves the thread
+    hop; a step that turns out slow sends the next ones back to the thread."""
+
+    FAST_S = 0.001
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        self.inline = False
+
+    def _timed(self, action: str) -> tuple[Transition, float]:
+        started = time.perf_counter()
+        transition = self.env.step(action)
+        return transition, time.perf_counter() - started
+
+    async def step(self, action: str) -> Transition:
+        if self.inline:
+            transition, seconds = self._timed(action)
+        else:
+            transition, seconds = await asyncio.to_thread(self._timed, action)
+        self.inline = seconds < self.FAST_S
+        return transition
 
 
 @dataclass
@@ -163,6 +190,7 @@ class Actor:
         seed: int | None,
     ) -> Episode:
         first = await asyncio.to_thread(env.reset)
+        stepper = Stepper(env)
         start = EpisodeStart(self.domain.name, task.description, first.text)
         if recall is not None:
             memory = await recall(start)
@@ -204,7 +232,7 @@ class Actor:
             action, matched = match_action(answer.action, observation.actions, self.match_cutoff)
             invalid += not matched
             try:
-                result: Transition = await asyncio.to_thread(env.step, action)
+                result: Transition = await stepper.step(action)
             except Exception as exc:  # a broken environment ends the episode, not the run
                 reason, error = "error", f"environment failed: {type(exc).__name__}: {exc}"
                 break

@@ -23,7 +23,7 @@ from alma.llm.base import LLM, Embedder
 from alma.llm.cache import CachedLLM, ResponseCache, default_cache_path
 from alma.llm.embeddings import HashEmbedder, OpenAIEmbedder
 from alma.llm.ledger import Ledger, Metered, MeteredEmbedder
-from alma.llm.scripted import scripted_from_spec
+from alma.llm.scripted import ScriptedLLM, scripted_from_spec
 from alma.types import Purpose
 
 Provider = Literal["scripted", "openai", "local"]
@@ -81,9 +81,14 @@ class ModelFactory:
         """A metered model; ``ledger`` (a child of the run's) scopes it to one piece of work."""
         inner = self._inner(spec)
         # the scripted model is instant and its answers come from code that may change: no cache
-        cache = None if parse_model_spec(spec).provider == "scripted" else self._response_cache()
+        cache = None if isinstance(inner, ScriptedLLM) else self._response_cache()
         cached = CachedLLM(inner, cache, default_temperature=self._temperature())
         return Metered(cached, ledger or self.ledger, purpose)
+
+    def register(self, spec: str, llm: LLM) -> None:
+        """Serve ``spec`` with ``llm`` (any object with the LLM protocol) in this run: plug in
+        your own model, or a scripted one with simulated latency."""
+        self._providers[spec] = llm
 
     def _inner(self, spec: str) -> LLM:
         """One provider per spec, shared by every metered wrapper of it."""

@@ -128,6 +128,8 @@ class Ledger:
         """Why the budget is spent, or None while calls may still start."""
         if self.parent is not None:
             return self.parent.exhausted()
+        if self.budget.usd is None and self.budget.tokens is None:
+            return None
         total = self.total
         if self.budget.usd is not None and total.cost_usd >= self.budget.usd:
             return f"dollar budget reached (${total.cost_usd:.4f} of ${self.budget.usd:g})"

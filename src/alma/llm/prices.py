@@ -6,6 +6,7 @@ import logging
 import threading
 import tomllib
 from collections.abc import Mapping
+from functools import cache
 from importlib import resources
 
 from alma.config import Price
@@ -17,8 +18,13 @@ FREE_PREFIXES = ("scripted", "local", "hash")
 
 
 def shipped_prices() -> dict[str, Price]:
+    return dict(_shipped())
+
+
+@cache
+def _shipped() -> tuple[tuple[str, Price], ...]:
     text = resources.files("alma.llm").joinpath("prices.toml").read_text(encoding="utf-8")
-    return {name: Price.model_validate(entry) for name, entry in tomllib.loads(text).items()}
+    return tuple((name, Price.model_validate(e)) for name, e in tomllib.loads(text).items())
 
 
 class PriceTable:

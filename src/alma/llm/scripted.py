@@ -16,6 +16,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -177,11 +178,13 @@ def admissible_actions(prompt: str) -> list[str]:
     return actions
 
 
+@lru_cache(maxsize=4096)
 def _place(prompt: str) -> str:
     match = re.search(r"You are (?:in|at|on) ([^.\n]+)", prompt)
     return match.group(1).strip() if match else ""
 
 
+@lru_cache(maxsize=4096)
 def _action_of(text: str) -> str:
     try:
         data = json.loads(text)

@@ -11,4 +11,8 @@ def approx_tokens(text: str) -> int:
 
 def approx_message_tokens(contents: Iterable[str]) -> int:
     """Estimate for a chat prompt: the texts plus a few tokens of framing per message."""
-    return sum(approx_tokens(content) + 4 for content in contents)
+    characters = messages = 0
+    for content in contents:
+        characters += len(content)
+        messages += 1
+    return (characters + 3) // 4 + 5 * messages
