@@ -130,10 +130,10 @@ def test_a_faulty_design_costs_failed_calls_not_the_evaluation(
 def test_faulty_retrieve_kinds_are_named(tmp_path: Path) -> None:
     import asyncio
 
-    from alma.evaluate.runner import InProcessFactory
     from alma.llm.embeddings import HashEmbedder
     from alma.llm.scripted import ScriptedLLM
     from alma.memory.loading import design_from_file
+    from alma.memory.runner import InProcessFactory
     from alma.memory.toolkit import ModelServices
     from alma.types import EpisodeStart
 
@@ -254,10 +254,10 @@ def test_statistics() -> None:
 async def test_a_design_cannot_swallow_the_end_of_the_budget() -> None:
     """reasoning_bank catches every exception of its model calls; the runner still stops."""
     from alma.errors import BudgetExceededError
-    from alma.evaluate.runner import InProcessFactory
     from alma.llm.embeddings import HashEmbedder
     from alma.llm.ledger import Budget, Ledger, Metered, MeteredEmbedder
     from alma.llm.scripted import ScriptedLLM
+    from alma.memory.runner import InProcessFactory
     from alma.memory.toolkit import ModelServices
     from alma.types import Episode, EpisodeStart, Outcome, Step
 

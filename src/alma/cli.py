@@ -73,6 +73,12 @@ BudgetTokens = Annotated[
 NoCache = Annotated[bool, typer.Option("--no-cache", help="do not reuse cached model answers")]
 Seed = Annotated[int | None, typer.Option("--seed", help="seed of the run")]
 RunDir = Annotated[Path | None, typer.Option("--run-dir", help="run directory to write")]
+Unsafe = Annotated[
+    bool,
+    typer.Option(
+        "--unsafe-no-sandbox", help="run designs even where no isolation is available (risky)"
+    ),
+]
 
 
 Rollout = Annotated[
@@ -115,9 +121,11 @@ def build_config(
     no_cache: bool = False,
     seed: int | None = None,
     eval_settings: dict[str, Any] | None = None,
+    unsafe: bool = False,
 ) -> AlmaConfig:
     overrides: dict[str, Any] = {
         "eval": eval_settings or {},
+        "sandbox": {"unsafe_no_sandbox": True if unsafe else None},
         "models": {
             "agent": agent_model,
             "meta": meta_model,
@@ -329,6 +337,7 @@ def eval_command(
     max_update_concurrency: UpdateConcurrency = None,
     max_retrieve_concurrency: RetrieveConcurrency = None,
     run_dir: RunDir = None,
+    unsafe: Unsafe = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Score one memory design with the evaluation protocol (build, then deploy x3)."""
@@ -345,6 +354,7 @@ def eval_command(
         budget_tokens=budget_tokens,
         no_cache=no_cache,
         seed=seed,
+        unsafe=unsafe,
         eval_settings={
             "rollout": rollout,
             "tasks": tasks,
@@ -399,6 +409,7 @@ def compare(
     seed: Seed = None,
     max_episodes_concurrency: EpisodesConcurrency = None,
     run_dir: RunDir = None,
+    unsafe: Unsafe = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Evaluate several designs on identical tasks; compare each with no_memory."""
@@ -416,6 +427,7 @@ def compare(
         budget_tokens=budget_tokens,
         no_cache=no_cache,
         seed=seed,
+        unsafe=unsafe,
         eval_settings={
             "rollout": rollout,
             "tasks": tasks,
@@ -443,6 +455,35 @@ def compare(
         out.print(f"run saved in {outcome.run_dir}")
     if outcome.stopped:
         raise BudgetExceededError(f"stopped: {outcome.stopped}; finished episodes are saved")
+
+
+@app.command()
+def check(
+    design: Annotated[Path, typer.Argument(help="design file (.py)")],
+    unsafe: Unsafe = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Verify a design: static checks, then a smoke run in the sandbox."""
+    from alma.sandbox.session import check_file
+
+    config = build_config(unsafe=unsafe)
+    report = check_file(config, design)
+    if as_json:
+        print_json(report.as_dict())
+    else:
+        verdict = "[green]passed[/]" if report.passed else "[red]failed[/]"
+        out.print(f"[bold]{report.name}[/]: {verdict} ({report.seconds:.2f} s)")
+        for finding in report.findings:
+            colour = "red" if finding.severity == "error" else "yellow"
+            where = f"line {finding.line}: " if finding.line else ""
+            out.print(
+                f"  [{colour}]{finding.severity}[/] {where}{finding.message}", highlight=False
+            )
+        for step, result in report.smoke.items():
+            mark = "[green]ok[/]" if result == "ok" else f"[red]{result}[/]"
+            out.print(f"  smoke {step}: {mark}", highlight=False)
+    if not report.passed:
+        raise typer.Exit(1)
 
 
 @config_app.command("show")

@@ -82,6 +82,20 @@ class EvalConfig(_Section):
     )
 
 
+class SandboxConfig(_Section):
+    mode: Literal["auto", "bwrap", "unshare", "none"] = Field(
+        "auto", description="isolation of design workers; auto = the strongest available"
+    )
+    memory_mb: int = Field(4096, ge=256, description="address-space limit of a worker")
+    cpu_s: int = Field(900, ge=10, description="CPU seconds a worker may use in its life")
+    processes: int = Field(32, ge=1, description="processes a worker may have")
+    open_files: int = Field(256, ge=16)
+    file_size_mb: int = Field(256, ge=1, description="largest file a worker may write")
+    unsafe_no_sandbox: bool = Field(
+        False, description="run generated/imported designs even with no isolation available"
+    )
+
+
 class RunConfig(_Section):
     root: Path = Field(Path("runs"), description="folder holding run directories")
     seed: int = 0
@@ -94,6 +108,7 @@ class AlmaConfig(_Section):
     prices: dict[str, Price] = Field(default_factory=dict)
     agent: AgentConfig = Field(default_factory=AgentConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+    sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
 

@@ -26,6 +26,7 @@ from alma.errors import AlmaError, BudgetExceededError, UsageError
 from alma.llm.base import LLM
 from alma.llm.scripted import ACTIONS_HEADER
 from alma.llm.tokens import approx_message_tokens
+from alma.memory.rendering import render_memory
 from alma.types import (
     Episode,
     EpisodeStart,
@@ -53,21 +54,6 @@ class AgentStep(BaseModel):
 def template(name: str) -> Template:
     text = resources.files("alma.agent").joinpath("prompts", f"{name}.txt").read_text("utf-8")
     return Template(text)
-
-
-def render_memory(memory: dict[str, Any], cap: int) -> tuple[str, bool]:
-    """The memory dict as prompt text, cut to ``cap`` characters; returns (text, truncated)."""
-    if not memory:
-        return "", False
-    parts = []
-    for key, value in memory.items():
-        body = value if isinstance(value, str) else json.dumps(value, indent=1, default=str)
-        parts.append(f"[{key}]\n{body}")
-    text = "\n\n".join(parts)
-    if len(text) <= cap:
-        return text, False
-    marker = "\n...(memory truncated)"
-    return text[: max(0, cap - len(marker))] + marker, True
 
 
 def system_prompt(instructions: str, memory_text: str) -> str:

@@ -31,18 +31,18 @@ from alma.domains.base import Domain
 from alma.errors import BudgetExceededError, UsageError
 from alma.evaluate.executor import Executor, LocalExecutor
 from alma.evaluate.records import EvaluationRecords
-from alma.evaluate.runner import (
-    CallResult,
-    DesignFailedError,
-    DesignRunner,
-    InProcessFactory,
-    RunnerFactory,
-)
 from alma.evaluate.statistics import bootstrap_ci, mean_and_stderr
 from alma.llm.ledger import Ledger
 from alma.memory.loading import DesignSource
+from alma.memory.runner import (
+    CallResult,
+    DesignFailedError,
+    DesignRunner,
+    RunnerFactory,
+)
 from alma.memory.toolkit import ModelServices
 from alma.run import Run
+from alma.sandbox.runner import factory_from_config
 from alma.types import Episode, EpisodeStart, Split, Task
 
 T = TypeVar("T")
@@ -166,9 +166,10 @@ class Evaluator:
         self.config = run.config
         self.domain = domain
         settings = self.config.eval
-        self.runner_factory = runner_factory or InProcessFactory(
-            settings.retrieve_timeout_s, settings.update_timeout_s
-        )
+        self.runner_factory = runner_factory or factory_from_config(self.config, run.path)
+        description = getattr(self.runner_factory, "description", None)
+        if description is not None:
+            run.store.set_meta("sandbox", description)
         self.executor = executor or LocalExecutor(settings.max_episodes_concurrency)
         self.records = EvaluationRecords(run.store)
 
@@ -286,6 +287,7 @@ class _Session:
             episodes = await gather_all(self._act(task, "build", 0, None) for task in build)
             await self._updates(runner, list(zip(build, episodes, strict=True)))
             if settings.rollout == "batched":
+                await runner.checkpoint()  # the frozen memory every deploy retrieve reads
                 await gather_all(
                     self._deploy_one(runner, task, repeat)
                     for repeat in range(settings.repeats)

@@ -6,9 +6,9 @@ import json
 import time
 from typing import TYPE_CHECKING, Any
 
-from alma.evaluate.runner import CallResult
 from alma.llm.ledger import Ledger
 from alma.memory.loading import DesignSource
+from alma.memory.runner import CallResult
 from alma.store import RunStore
 from alma.types import Episode, Task, to_dict
 

@@ -23,8 +23,16 @@ from alma.memory.base import MemoryDesign
 Origin = Literal["reference", "generated", "imported"]
 
 
+ARCHIVE_HEADER = "# alma memory design"
+
+
 def normalise_source(source: str) -> str:
+    """Line endings and trailing spaces normalised; the comment header the archive puts on its
+    readable copies (``# alma memory design ...``) left out, so a copy keeps its design's id."""
     lines = [line.rstrip() for line in source.replace("\r\n", "\n").split("\n")]
+    if lines and lines[0].startswith(ARCHIVE_HEADER):
+        while lines and lines[0].startswith("#"):
+            lines.pop(0)
     return "\n".join(lines).strip("\n") + "\n"
 
 

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import networkx as nx
 import numpy as np
 from pydantic import BaseModel, create_model
 
@@ -28,6 +27,9 @@ from alma.errors import AlmaError, BudgetExceededError
 from alma.llm.base import LLM, Embedder
 from alma.memory.stores import KVStore, VectorStore
 from alma.types import Completion, Message
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 class Services(Protocol):
@@ -141,6 +143,8 @@ class Toolkit:
 
     def graph(self, name: str = "default") -> nx.DiGraph:
         if name not in self._graphs:
+            import networkx as nx  # imported on first use: it is slow to import
+
             self._graphs[name] = nx.DiGraph()
         return self._graphs[name]
 

@@ -5,8 +5,9 @@ wall-clock limit, checks what comes back, and turns any failure of the design in
 error instead of an exception, so one bad design costs one failed call, never the evaluation.
 Only the budget running out passes through.
 
-``InProcessRunner`` runs the design in this process (a hang that never yields to the event loop
-cannot be interrupted here; the sandboxed runner runs designs in a worker process instead).
+``InProcessRunner`` runs the design in this process, for tests and for code you trust: a hang
+that never yields to the event loop cannot be interrupted here, and nothing is isolated. The
+harness runs every design through the sandbox (:mod:`alma.sandbox.runner`) instead.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class DesignRunner(Protocol):
     async def retrieve(self, start: EpisodeStart) -> CallResult: ...
 
     async def update(self, episode: Episode) -> CallResult: ...
+
+    async def checkpoint(self) -> None:
+        """Remember the memory as it is now (the sandbox restarts a dead worker from here)."""
 
     async def fork(self) -> DesignRunner: ...
 
@@ -107,6 +111,9 @@ class InProcessRunner:
 
     async def update(self, episode: Episode) -> CallResult:
         return await self._call(self.design.update(episode), self.update_timeout_s, "update")
+
+    async def checkpoint(self) -> None:
+        return None
 
     async def fork(self) -> InProcessRunner:
         try:

@@ -1,0 +1,1 @@
+"""Running memory designs in isolated worker processes."""

@@ -1,0 +1,230 @@
+"""How a worker is isolated: the strongest mechanism the machine offers.
+
+- ``bwrap`` (bubblewrap): own network, PID, IPC and user namespaces; the whole filesystem
+  read-only; the home folder, the working folder, the run directory and ``/tmp`` hidden behind
+  empty tmpfs mounts (the Python installation is mounted back read-only); the worker's scratch
+  folder the only writable place.
+- ``unshare``: own network and PID namespaces (util-linux ``unshare``), but the filesystem is
+  not hidden: weaker, used only when bubblewrap is missing.
+- ``none``: a plain subprocess (clean environment and resource limits still apply). Generated
+  or imported designs are refused unless the user passes ``--unsafe-no-sandbox``.
+
+In every case the worker gets a fixed minimal environment (no keys, no secrets) and resource
+limits: address space, CPU seconds, open files, file size, and a cap on processes (a cgroup
+``pids.max`` where one can be created, else ``RLIMIT_NPROC``, which does not bind root).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger("alma.sandbox")
+
+Mechanism = Literal["bwrap", "unshare", "none"]
+STRENGTH: tuple[Mechanism, ...] = ("bwrap", "unshare", "none")
+PIDS_ROOTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int = 4096  # address space
+    cpu_s: int = 900  # CPU seconds over the worker's life
+    processes: int = 32
+    open_files: int = 256
+    file_size_mb: int = 256
+
+
+def _works(command: list[str]) -> bool:
+    try:
+        done = subprocess.run(command, capture_output=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+@functools.cache
+def available() -> tuple[Mechanism, ...]:
+    """The mechanisms that work here, strongest first (``none`` always)."""
+    found: list[Mechanism] = []
+    if shutil.which("bwrap") and _works(
+        [
+            "bwrap",
+            "--ro-bind",
+            "/",
+            "/",
+            "--unshare-net",
+            "--unshare-pid",
+            "--unshare-user",
+            "--die-with-parent",
+            "true",
+        ]
+    ):
+        found.append("bwrap")
+    if shutil.which("unshare"):
+        command = ["unshare", "--net", "--pid", "--fork", "true"]
+        if os.geteuid() != 0:
+            command.insert(1, "--map-root-user")
+        if _works(command):
+            found.append("unshare")
+    found.append("none")
+    return tuple(found)
+
+
+def choose(wanted: Mechanism | Literal["auto"] = "auto") -> Mechanism:
+    have = available()
+    if wanted == "auto":
+        return have[0]
+    if wanted not in have:
+        from alma.errors import ConfigError
+
+        raise ConfigError(
+            f"sandbox mechanism {wanted!r} is not available here (have: {', '.join(have)})",
+            hint="install bubblewrap (apt-get install bubblewrap) or use sandbox.mode = 'auto'",
+        )
+    return wanted
+
+
+def clean_environment(scratch: Path) -> dict[str, str]:
+    """The whole environment of a worker: nothing inherited, so no key or secret leaks."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(scratch),
+        "TMPDIR": str(scratch),
+        "LANG": "C.UTF-8",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONHASHSEED": "0",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+
+
+def _under(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def _python_paths() -> list[Path]:
+    """Everything the worker's Python needs to read: installation, venv, import paths."""
+    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent}
+    paths |= {Path(entry) for entry in sys.path if entry and Path(entry).exists()}
+    paths |= {path.resolve() for path in list(paths)}
+    return sorted(path for path in paths if path.exists())
+
+
+def bwrap_command(scratch: Path, hidden: list[Path]) -> list[str]:
+    command = [
+        "bwrap",
+        "--ro-bind",
+        "/",
+        "/",
+        "--dev",
+        "/dev",
+        "--proc",
+        "/proc",
+        "--unshare-net",
+        "--unshare-pid",
+        "--unshare-ipc",
+        "--unshare-uts",
+        "--unshare-user",
+        "--die-with-parent",
+        "--new-session",
+    ]
+    masked = []
+    for folder in hidden:
+        if folder.exists() and folder != Path("/"):
+            command += ["--tmpfs", str(folder)]
+            masked.append(folder)
+    for path in _python_paths():  # mount back what Python needs, read-only
+        if any(_under(path, folder) for folder in masked):
+            command += ["--ro-bind", str(path), str(path)]
+    command += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch), "--"]
+    return command
+
+
+def worker_command(mechanism: Mechanism, scratch: Path, hidden: list[Path]) -> list[str]:
+    python = [sys.executable, "-I", "-B", "-m", "alma.sandbox.worker", str(scratch)]
+    if mechanism == "bwrap":
+        return bwrap_command(scratch, hidden) + python
+    if mechanism == "unshare":
+        prefix = ["unshare", "--net", "--pid", "--fork", "--kill-child"]
+        if os.geteuid() != 0:
+            prefix.insert(1, "--map-root-user")
+        return prefix + python
+    return python
+
+
+class PidsCgroup:
+    """A cgroup (v1 ``pids`` or v2) capping the number of processes, where one can be made."""
+
+    def __init__(self, limit: int) -> None:
+        self.path: Path | None = None
+        for root in PIDS_ROOTS:
+            if not (root / "cgroup.procs").exists() and not (root / "tasks").exists():
+                continue
+            candidate = root / f"alma-{os.getpid()}-{id(self)}"
+            try:
+                candidate.mkdir()
+                (candidate / "pids.max").write_text(str(limit))
+            except OSError:
+                with contextlib.suppress(OSError):
+                    candidate.rmdir()
+                continue
+            self.path = candidate
+            break
+
+    def procs_file(self) -> str | None:
+        return str(self.path / "cgroup.procs") if self.path is not None else None
+
+    def remove(self) -> None:
+        if self.path is not None:
+            # fails while processes are still inside; the kernel frees it when they are gone
+            with contextlib.suppress(OSError):
+                self.path.rmdir()
+            self.path = None
+
+
+def limiter(limits: Limits, procs_file: str | None) -> Callable[[], None]:
+    """The function the child runs before exec: joins the cgroup and sets its rlimits."""
+
+    def apply() -> None:
+        if procs_file is not None:
+            with open(procs_file, "w") as handle:
+                handle.write(str(os.getpid()))
+        mib = 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mib,) * 2)
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 5))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files,) * 2)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_size_mb * mib,) * 2)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if procs_file is None:
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes,) * 2)
+
+    return apply
+
+
+def new_scratch() -> Path:
+    return Path(tempfile.mkdtemp(prefix="alma-worker-"))
+
+
+def describe(mechanism: Mechanism) -> str:
+    return {
+        "bwrap": "bubblewrap: no network, read-only filesystem, home/run/working folders hidden",
+        "unshare": "unshare: no network, own PID namespace; the filesystem is NOT hidden",
+        "none": "plain subprocess: NO network or filesystem isolation (clean env and limits only)",
+    }[mechanism]

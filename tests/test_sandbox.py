@@ -1,0 +1,270 @@
+"""The sandbox: every design runs in an isolated worker; hostile designs are contained."""
+
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alma.config import load_config
+from alma.domains.toy import ToyDomain
+from alma.evaluate.protocol import Evaluator
+from alma.llm.embeddings import HashEmbedder
+from alma.llm.scripted import ScriptedLLM
+from alma.memory.loading import DesignSource, reference_design
+from alma.memory.runner import InProcessFactory
+from alma.memory.toolkit import ModelServices
+from alma.run import Run
+from alma.sandbox.check import check_design, static_check, synthetic_episodes
+from alma.sandbox.isolation import Limits, PidsCgroup, available, limiter
+from alma.sandbox.runner import SandboxFactory, SandboxSettings, UnsafeDesignError
+from alma.types import EpisodeStart
+
+HOSTILE = Path(__file__).parent / "designs" / "hostile"
+MECHANISM = available()[0]
+needs_isolation = pytest.mark.skipif(
+    MECHANISM == "none", reason="no isolation mechanism on this machine (install bubblewrap)"
+)
+START = EpisodeStart("toy", "Find the coin and take it.", "You are in the hall.")
+
+
+def settings(tmp_path: Path, **limits: int) -> SandboxSettings:
+    hidden = (Path.home(), Path.cwd(), tmp_path, Path("/tmp"))
+    return SandboxSettings(
+        MECHANISM, Limits(**limits), retrieve_timeout_s=3, update_timeout_s=10, hidden=hidden
+    )
+
+
+def services() -> ModelServices:
+    return ModelServices(ScriptedLLM(), HashEmbedder())
+
+
+def hostile(name: str, **replace: object) -> DesignSource:
+    source = (HOSTILE / f"{name}.py").read_text()
+    for old, new in replace.items():
+        source = source.replace(old, str(new))
+    return DesignSource(name, source, "generated")
+
+
+async def start(design: DesignSource, tmp_path: Path, **limits: int):  # type: ignore[no-untyped-def]
+    return await SandboxFactory(settings(tmp_path, **limits)).start(design, services(), seed=0)
+
+
+@needs_isolation
+async def test_no_network(tmp_path: Path) -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.setblocking(False)
+    port = listener.getsockname()[1]
+    runner = await start(hostile("network", **{"PORT = 0": f"PORT = {port}"}), tmp_path)
+    result = await runner.retrieve(START)
+    await runner.close()
+    assert result.error is not None and result.error.startswith("forbidden")
+    assert "network" in result.error
+    with pytest.raises(BlockingIOError):
+        listener.accept()  # nobody connected
+    listener.close()
+
+
+@needs_isolation
+async def test_no_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret-value")
+    monkeypatch.setenv("GITHUB_TOKEN", "gh-secret-value")
+    runner = await start(hostile("secrets"), tmp_path)
+    result = await runner.retrieve(START)
+    await runner.close()
+    assert result.error is None
+    assert result.value == {"secrets": {}}
+    assert "secret-value" not in json.dumps(result.value)
+
+
+@needs_isolation
+async def test_files_outside_scratch(tmp_path: Path, isolated: Path) -> None:
+    home = Path.home()
+    run_db = tmp_path / "run" / "alma.sqlite"
+    run_db.parent.mkdir()
+    sqlite3.connect(run_db).execute("CREATE TABLE t (x)").connection.commit()
+    secret = home / ".alma-test-secret"
+    secret.write_text("top secret")
+    project_file = Path(__file__).parent / "pwned-by-design.txt"
+    design = hostile(
+        "files",
+        RUN_DATABASE=run_db,
+        HOME_FILE_NEW=home / ".alma-pwned",
+        HOME_FILE=secret,
+        PROJECT_FILE_NEW=project_file,
+    )
+    passwd = Path("/etc/passwd").read_bytes()
+    try:
+        runner = await start(design, tmp_path)
+        update = await runner.update(synthetic_episodes()[0])
+        result = await runner.retrieve(START)
+        await runner.close()
+        assert update.error is not None and update.error.startswith("forbidden")
+        assert result.error is None
+        assert all(isinstance(v, str) for v in result.value["seen"].values()), result.value
+        assert not (home / ".alma-pwned").exists() and not project_file.exists()
+        assert Path("/etc/passwd").read_bytes() == passwd
+        assert sqlite3.connect(run_db).execute("SELECT COUNT(*) FROM t").fetchone() == (0,)
+    finally:
+        secret.unlink()
+
+
+@needs_isolation
+async def test_processes_shell_ctypes_and_kill(tmp_path: Path) -> None:
+    runner = await start(
+        hostile("processes", **{"PARENT_PID = 0": f"PARENT_PID = {os.getpid()}"}), tmp_path
+    )
+    result = await runner.retrieve(START)
+    scratch = runner.worker.scratch
+    await runner.close()
+    assert result.error is not None and result.error.startswith("forbidden")
+    assert not (scratch / "pwned.txt").exists()
+    # we are still alive, and so is the next design
+    runner = await start(reference_design("no_memory"), tmp_path)
+    assert (await runner.retrieve(START)).error is None
+    await runner.close()
+
+
+def test_process_cap_holds_without_the_audit_hook(tmp_path: Path) -> None:
+    """The OS limit, not the hook, is the boundary: a raw fork loop stops at the cap."""
+    cgroup = PidsCgroup(16)
+    script = (
+        "import os, time\n"
+        "made = 0\n"
+        "for _ in range(200):\n"
+        "    try:\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(3); os._exit(0)\n"
+        "        made += 1\n"
+        "    except OSError:\n"
+        "        break\n"
+        "print(made)\n"
+    )
+    if cgroup.procs_file() is None and os.geteuid() == 0:
+        pytest.skip("no cgroup to cap processes and root ignores RLIMIT_NPROC")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            preexec_fn=limiter(Limits(processes=16), cgroup.procs_file()),
+        )
+    finally:
+        cgroup.remove()
+    assert int(done.stdout.strip()) < 16
+
+
+@needs_isolation
+async def test_memory_and_cpu_limits(tmp_path: Path) -> None:
+    runner = await start(hostile("resources"), tmp_path, memory_mb=1024)
+    update = await runner.update(synthetic_episodes()[0])
+    retrieve = await runner.retrieve(START)  # spins: killed after the call's time limit
+    await runner.close()
+    assert update.error is not None and update.error.startswith("memory")
+    assert retrieve.error is not None and retrieve.error.startswith("timeout")
+    assert runner.restarts >= 1
+
+
+@needs_isolation
+async def test_garbage_on_stdout_cannot_break_the_protocol(tmp_path: Path) -> None:
+    runner = await start(hostile("protocol"), tmp_path)
+    update = await runner.update(synthetic_episodes()[0])
+    result = await runner.retrieve(START)
+    await runner.close()
+    assert update.error is None  # printing is harmless: it goes to the log
+    # writing raw garbage on the protocol's descriptor is caught as a protocol violation
+    assert result.error is None or result.error.startswith(("protocol", "forbidden", "crash"))
+
+
+@needs_isolation
+async def test_hostile_design_in_a_real_evaluation(tmp_path: Path) -> None:
+    """The patcher rewrites alma's scoring inside its worker: the parent's score is untouched,
+    the database stays whole, and the next design evaluates normally."""
+    config = load_config(overrides={"models": {"agent": "scripted"}})
+    async with Run(config, tmp_path / "run") as run:
+        evaluator = Evaluator(run, ToyDomain())
+        patched = await evaluator.evaluate(
+            hostile("patcher"), "eval_out_of_distribution", quick=True
+        )
+        honest = await evaluator.evaluate(
+            reference_design("no_memory"), "eval_out_of_distribution", quick=True
+        )
+        resources = await evaluator.evaluate(hostile("protocol"), "train", quick=True)
+    assert patched.error is None and patched.score == honest.score < 1.0
+    assert resources.n_episodes == 11
+    with sqlite3.connect(tmp_path / "run" / "alma.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        statuses = [row[0] for row in db.execute("SELECT status FROM evaluations")]
+    assert statuses == ["done", "done", "done"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["no_memory", "trajectory_retrieval", "reasoning_bank", "dynamic_cheatsheet", "g_memory"],
+)
+@pytest.mark.parametrize("rollout", ["batched", "sequential"])
+async def test_reference_designs_score_the_same_sandboxed(
+    tmp_path: Path, name: str, rollout: str
+) -> None:
+    config = load_config(overrides={"models": {"agent": "scripted"}, "eval": {"rollout": rollout}})
+    scores = []
+    for runner_factory in (InProcessFactory(), None):  # None: the sandbox, as the harness runs
+        async with Run(config, tmp_path / f"run-{len(scores)}") as run:
+            evaluator = Evaluator(run, ToyDomain(), runner_factory=runner_factory)
+            result = await evaluator.evaluate(reference_design(name), "train", quick=True)
+        assert result.memory.failed_calls == 0, result.memory.errors
+        scores.append((result.score, result.per_task, result.usage["memory"]["calls"]))
+    assert scores[0] == scores[1]
+
+
+async def test_refuses_generated_code_without_isolation(tmp_path: Path) -> None:
+    plain = SandboxSettings("none", hidden=())
+    with pytest.raises(UnsafeDesignError, match="no sandbox is available"):
+        await SandboxFactory(plain).start(hostile("patcher"), services(), seed=0)
+    runner = await SandboxFactory(plain).start(reference_design("no_memory"), services(), seed=0)
+    assert (await runner.retrieve(START)).error is None
+    await runner.close()
+    unsafe = await SandboxFactory(plain, allow_unsafe=True).start(
+        hostile("patcher"), services(), seed=0
+    )
+    await unsafe.close()
+
+
+def test_static_check() -> None:
+    good = reference_design("g_memory").source
+    assert not [f for f in static_check(good) if f.severity == "error"]
+    assert static_check("def broken(:\n")[0].message.startswith("syntax error")
+    findings = static_check((HOSTILE / "processes.py").read_text())
+    assert any("subprocess" in f.message for f in findings)
+    sync = (
+        "from alma.memory import MemoryDesign\n"
+        "class M(MemoryDesign):\n"
+        "    def retrieve(self, s):\n"
+        "        return {}\n"
+    )
+    messages = [f.message for f in static_check(sync)]
+    assert "M.retrieve must be async def" in messages and "M has no update method" in messages
+
+
+async def test_check_design_passes_good_and_fails_bad(tmp_path: Path) -> None:
+    factory = SandboxFactory(settings(tmp_path))
+    good = await check_design(reference_design("reasoning_bank"), factory)
+    assert good.passed and set(good.smoke) == {
+        "construct",
+        "update 1",
+        "update 2",
+        "retrieve",
+        "copy",
+    }
+    bad = await check_design(hostile("resources"), factory)
+    assert (not bad.passed and bad.smoke["update 1"].startswith("memory")) or bad.smoke[
+        "update 1"
+    ].startswith(("crash", "memory"))
+    assert "retrieve" in bad.summary()
