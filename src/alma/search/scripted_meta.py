@@ -1,0 +1,502 @@
+"""A scripted meta model: the meta agent's four steps answered offline, deterministically.
+
+``meta_policy`` is a policy for :class:`alma.llm.scripted.ScriptedLLM`. It recognises the step
+from the first line of the user message and answers:
+
+- analyse: an :class:`~alma.search.meta_agent.Analysis` built from the prompt (the design's
+  name, its scores, the episodes and memory keys of the sample);
+- implement and from scratch: one of a few real, working designs (keyword-overlap episodes,
+  embedded success plans, a window of recent lessons), each with a variant parameter; or, for
+  about one request in three, an invalid design (a syntax error, no ``MemoryDesign`` subclass, a
+  ``retrieve`` that returns a set) so that verification and repair get exercised. The choice is
+  a hash of the prompt, so the same request always gets the same answer whatever the order or
+  concurrency of the calls; every other valid answer comes wrapped in Markdown fences, as
+  models like to do;
+- repair: the valid design the broken one was made from (same variant), or a hash-chosen valid
+  design for code it does not know.
+
+Any other request falls back to the built-in scripted policy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from alma.llm.scripted import Answer, ScriptedLLM, default_policy
+from alma.types import Message
+
+# --------------------------------------------------------------------------- valid designs
+
+KEYWORD_EPISODES = '''\
+"""Keyword episodes: past episodes found again by the words their tasks share with a new one."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from alma.memory import MemoryDesign, Toolkit
+from alma.types import Episode, EpisodeStart
+
+TOP_K = __VARIANT__
+STORE = "episodes"
+WORD = re.compile(r"[a-z]+")
+STOP_WORDS = frozenset(
+    "the and you are there this that with for from into your here its has have".split()
+)
+
+
+def keywords(text: str) -> list[str]:
+    return sorted({w for w in WORD.findall(text.lower()) if len(w) > 2 and w not in STOP_WORDS})
+
+
+class KeywordEpisodes(MemoryDesign):
+    """Past episodes ranked by keyword overlap with the new task.
+
+    Each finished episode is kept in a key-value store (at most ``capacity``, oldest dropped) with
+    the keywords of its task and first observation, its outcome and its actions. Retrieve ranks
+    the stored episodes by the Jaccard overlap of their keywords with the new episode's,
+    successes first among equals, and returns the best ``k``:
+    ``{"similar_episodes": [{"task", "outcome", "overlap", "actions"}]}``.
+    """
+
+    def __init__(
+        self, toolkit: Toolkit, k: int = TOP_K, capacity: int = 200, max_actions: int = 25
+    ) -> None:
+        super().__init__(toolkit)
+        self.k = k
+        self.capacity = capacity
+        self.max_actions = max_actions
+
+    async def retrieve(self, start: EpisodeStart) -> dict[str, Any]:
+        records = self.toolkit.kv(STORE).get("records", [])
+        if not records or self.k <= 0:
+            return {}
+        query = set(keywords(f"{start.task_description} {start.observation}"))
+        scored = []
+        for index, record in enumerate(records):
+            words = set(record["keywords"])
+            union = len(query | words)
+            overlap = len(query & words) / union if union else 0.0
+            if overlap > 0:
+                scored.append((-overlap, not record["success"], -index, record))
+        scored.sort(key=lambda entry: entry[:3])
+        chosen = [
+            {
+                "task": record["task"],
+                "outcome": "success" if record["success"] else "failure",
+                "overlap": round(-negative, 2),
+                "actions": record["actions"][: self.max_actions],
+            }
+            for negative, _, _, record in scored[: self.k]
+        ]
+        return {"similar_episodes": chosen} if chosen else {}
+
+    async def update(self, episode: Episode) -> None:
+        if not episode.steps:
+            return
+        start = episode.start
+        record = {
+            "task": start.task_description[:300],
+            "keywords": keywords(f"{start.task_description} {start.observation}"),
+            "success": bool(episode.outcome.success),
+            "actions": [step.action for step in episode.steps][: self.max_actions],
+        }
+        store = self.toolkit.kv(STORE)
+        store.set("records", [*store.get("records", []), record][-self.capacity :])
+'''
+
+SUCCESS_PLANS = '''\
+"""Success plans: the action lists of similar solved tasks, and actions that never worked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alma.memory import MemoryDesign, Toolkit
+from alma.types import Episode, EpisodeStart
+
+TOP_K = __VARIANT__
+PLANS = "plans"
+STATS = "stats"
+MAX_AVOID = 8
+
+
+def key_text(start: EpisodeStart) -> str:
+    return f"{start.task_description}\\n{start.observation}"
+
+
+class SuccessPlans(MemoryDesign):
+    """Plans that worked on similar tasks, plus actions the game refused.
+
+    A solved episode is embedded once (task and first observation) and stored with its actions
+    in a vector store of at most ``max_plans`` plans (oldest dropped). Every episode counts the
+    actions that matched no admissible action. Retrieve returns the ``k`` nearest plans and the
+    most often refused actions:
+    ``{"successful_plans": [{"task", "similarity", "actions"}], "avoid": [...]}``.
+    """
+
+    def __init__(
+        self, toolkit: Toolkit, k: int = TOP_K, max_plans: int = 100, max_actions: int = 30
+    ) -> None:
+        super().__init__(toolkit)
+        self.k = k
+        self.max_plans = max_plans
+        self.max_actions = max_actions
+
+    def _avoid(self) -> list[str]:
+        counts: dict[str, int] = self.toolkit.kv(STATS).get("refused", {})
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return [action for action, _ in ranked[:MAX_AVOID]]
+
+    async def retrieve(self, start: EpisodeStart) -> dict[str, Any]:
+        memory: dict[str, Any] = {}
+        store = self.toolkit.vectors(PLANS)
+        if len(store) and self.k > 0:
+            query = await self.toolkit.embed(key_text(start))
+            memory["successful_plans"] = [
+                {
+                    "task": hit.item["task"],
+                    "similarity": round(float(hit.score), 2),
+                    "actions": hit.item["actions"][: self.max_actions],
+                }
+                for hit in store.search(query, k=self.k)
+            ]
+        avoid = self._avoid()
+        if avoid:
+            memory["avoid"] = avoid
+        return memory
+
+    async def update(self, episode: Episode) -> None:
+        vector = None
+        if episode.outcome.success and episode.steps:
+            vector = await self.toolkit.embed(key_text(episode.start))
+        stats = self.toolkit.kv(STATS)
+        counts: dict[str, int] = stats.get("refused", {})
+        for step in episode.steps:
+            if not step.valid:
+                counts[step.action] = counts.get(step.action, 0) + 1
+        ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:50]
+        stats.set("refused", dict(ranked))
+        if vector is None:
+            return
+        store = self.toolkit.vectors(PLANS)
+        store.add(
+            vector,
+            {
+                "task": episode.start.task_description[:300],
+                "actions": [step.action for step in episode.steps][: self.max_actions],
+            },
+        )
+        while len(store) > self.max_plans:
+            oldest = next(iter(store.items()))[0]
+            store.delete(oldest)
+'''
+
+RECENT_LESSONS = '''\
+"""Recent lessons: one lesson per episode from the memory model; the latest few are shown."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from pydantic import BaseModel
+
+from alma.memory import MemoryDesign, Toolkit
+from alma.types import Episode, EpisodeStart
+
+WINDOW = __VARIANT__
+STORE = "lessons"
+
+PROMPT = """An agent {outcome} the task below in {steps} steps.
+Task: {task}
+Actions: {actions}
+Final observation: {final}
+Write one short, general lesson for similar tasks (no one-off names)."""
+
+
+class Lesson(BaseModel):
+    lesson: str
+
+
+def plain_lesson(episode: Episode) -> str:
+    """A lesson that needs no model: what worked, or where the agent got stuck."""
+    actions = [step.action for step in episode.steps]
+    task = episode.start.task_description[:120]
+    if episode.outcome.success:
+        return f"Solved '{task}' in {len(actions)} steps: " + ", ".join(actions[:10])
+    if not actions:
+        return f"Failed '{task}' before acting."
+    action, count = Counter(actions).most_common(1)[0]
+    return f"Failed '{task}' after {len(actions)} steps; '{action}' was repeated {count} times."
+
+
+class RecentLessons(MemoryDesign):
+    """A sliding window of lessons, newest last.
+
+    After each episode the memory model writes one lesson from the task, the actions and the
+    outcome; when its answer is unusable (an error, empty or too long) a rule-based lesson takes
+    its place. The last ``window`` distinct lessons are kept in a key-value store. Retrieve
+    returns them all: ``{"lessons": [...]}``.
+    """
+
+    def __init__(self, toolkit: Toolkit, window: int = WINDOW, max_chars: int = 300) -> None:
+        super().__init__(toolkit)
+        self.window = window
+        self.max_chars = max_chars
+
+    async def retrieve(self, start: EpisodeStart) -> dict[str, Any]:
+        lessons = self.toolkit.kv(STORE).get("latest", [])
+        return {"lessons": lessons} if lessons else {}
+
+    async def update(self, episode: Episode) -> None:
+        actions = [step.action for step in episode.steps]
+        prompt = PROMPT.format(
+            outcome="solved" if episode.outcome.success else "failed",
+            steps=len(actions),
+            task=episode.start.task_description[:300],
+            actions=", ".join(actions[:30]) or "(none)",
+            final=episode.final_observation[:300],
+        )
+        try:
+            answer = await self.toolkit.llm(prompt, schema=Lesson)
+            text = " ".join(answer.lesson.split()) if isinstance(answer, Lesson) else ""
+        except Exception:
+            text = ""
+        if not text or len(text) > self.max_chars:
+            text = plain_lesson(episode)[: self.max_chars]
+        store = self.toolkit.kv(STORE)
+        lessons = [lesson for lesson in store.get("latest", []) if lesson != text]
+        store.set("latest", [*lessons, text][-self.window :])
+'''
+
+
+@dataclass(frozen=True)
+class ScriptedDesign:
+    """A design the scripted meta model can write; ``__VARIANT__`` marks its variant number."""
+
+    name: str
+    idea: str
+    template: str
+    valid: bool = True
+    fixed_by: str = ""  # for an invalid design: the valid design it was broken from
+
+    def source(self, variant: int) -> str:
+        return self.template.replace("__VARIANT__", str(variant))
+
+
+VALID_DESIGNS: dict[str, ScriptedDesign] = {
+    design.name: design
+    for design in (
+        ScriptedDesign(
+            "keyword_episodes",
+            "past episodes ranked by keyword overlap with the new task, successes first",
+            KEYWORD_EPISODES,
+        ),
+        ScriptedDesign(
+            "success_plans",
+            "action lists of the most similar solved tasks, plus actions the game refused",
+            SUCCESS_PLANS,
+        ),
+        ScriptedDesign(
+            "recent_lessons",
+            "a window of the latest lessons written by the memory model after each episode",
+            RECENT_LESSONS,
+        ),
+    )
+}
+
+# --------------------------------------------------------------------------- invalid designs
+
+
+def _broken(template: str, old: str, new: str) -> str:
+    if old not in template:  # pragma: no cover - guards the designs above against edits
+        raise ValueError(f"cannot break the design: {old!r} is not in it")
+    return template.replace(old, new, 1)
+
+
+INVALID_DESIGNS: dict[str, ScriptedDesign] = {
+    design.name: design
+    for design in (
+        # fails to compile: a missing colon
+        ScriptedDesign(
+            "keyword_episodes_syntax_error",
+            "past episodes ranked by keyword overlap (with a syntax error)",
+            _broken(
+                KEYWORD_EPISODES,
+                "async def update(self, episode: Episode) -> None:",
+                "async def update(self, episode: Episode) -> None",
+            ),
+            valid=False,
+            fixed_by="keyword_episodes",
+        ),
+        # loads, but retrieve returns a set: not JSON-serialisable
+        ScriptedDesign(
+            "recent_lessons_set_output",
+            "a window of lessons (whose retrieve returns a set)",
+            _broken(
+                RECENT_LESSONS,
+                'return {"lessons": lessons} if lessons else {}',
+                'return {"lessons": lessons, "seen": set(range(len(lessons)))}',
+            ),
+            valid=False,
+            fixed_by="recent_lessons",
+        ),
+        # defines no MemoryDesign subclass
+        ScriptedDesign(
+            "success_plans_no_subclass",
+            "similar solved plans (in a class that is not a MemoryDesign)",
+            _broken(SUCCESS_PLANS, "class SuccessPlans(MemoryDesign):", "class SuccessPlans:"),
+            valid=False,
+            fixed_by="success_plans",
+        ),
+    )
+}
+
+VARIANTS = 4  # variant numbers 1..VARIANTS
+_VARIANT_LINE = re.compile(r"^(?:TOP_K|WINDOW) = (\d+)$", re.M)
+_CLASS_TO_DESIGN = {
+    "class KeywordEpisodes": "keyword_episodes",
+    "class SuccessPlans": "success_plans",
+    "class RecentLessons": "recent_lessons",
+}
+
+
+def design_source(name: str, variant: int = 1) -> str:
+    """The source of a scripted design (valid or invalid) by name."""
+    design = VALID_DESIGNS.get(name) or INVALID_DESIGNS[name]
+    return design.source(variant)
+
+
+def choose_design(prompt: str) -> tuple[ScriptedDesign, int]:
+    """The design (about one in three invalid) and variant the scripted model writes for
+    ``prompt``: a pure function of the text."""
+    number = _number(prompt)
+    valid, invalid = list(VALID_DESIGNS.values()), list(INVALID_DESIGNS.values())
+    pick = number // 3
+    design = invalid[pick % len(invalid)] if number % 3 == 0 else valid[pick % len(valid)]
+    return design, 1 + (number // 9) % VARIANTS
+
+
+def _number(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+# --------------------------------------------------------------------------- the policy
+
+
+def meta_policy(messages: Sequence[Message], schema: type[BaseModel] | None) -> Answer:
+    """Answer the meta agent's steps (see the module docstring); anything else as usual."""
+    prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
+    fields = set(schema.model_fields) if schema is not None else set()
+    if "learned_from_memory" in fields:
+        return analysis_answer(prompt)
+    if {"name", "idea", "code"} <= fields:
+        if prompt.startswith("# Repair"):
+            return repair_answer(prompt)
+        return implementation_answer(prompt)
+    return default_policy(messages, schema)
+
+
+def implementation_answer(prompt: str) -> dict[str, Any]:
+    design, variant = choose_design(prompt)
+    code = design.source(variant)
+    if design.valid and (_number(prompt) // 7) % 2 == 0:
+        code = f"```python\n{code}```"
+    name = design.fixed_by or design.name
+    return {"name": f"{name}_v{variant}", "idea": design.idea, "code": code}
+
+
+def repair_answer(prompt: str) -> dict[str, Any]:
+    known = next((name for marker, name in _CLASS_TO_DESIGN.items() if marker in prompt), None)
+    match = _VARIANT_LINE.search(prompt)
+    if known is None:
+        design, variant = choose_design(prompt)
+        known = design.fixed_by or design.name
+    else:
+        variant = int(match.group(1)) if match else 1
+    fixed = VALID_DESIGNS[known]
+    return {"name": f"{known}_v{variant}", "idea": fixed.idea, "code": fixed.source(variant)}
+
+
+_NAME = re.compile(r"^# Analyse memory design `([^`]*)`", re.M)
+_SCORE = re.compile(r"^- (score|reference): (\S+)", re.M)
+_EPISODE = re.compile(r"^### Episode (\d+): (SUCCESS|FAILURE)", re.M)
+_MEMORY_KEYS = re.compile(r"^Memory returned \(keys: ([^;]*);", re.M)
+
+
+def analysis_answer(prompt: str) -> dict[str, Any]:
+    """A fixed-form analysis whose facts come from the prompt."""
+    name_match = _NAME.search(prompt)
+    name = name_match.group(1) if name_match else "the design"
+    scores: dict[str, float | None] = {}
+    for key, value in _SCORE.findall(prompt):
+        scores.setdefault(key, _float(value))
+    score, reference = scores.get("score"), scores.get("reference")
+    outcomes = [outcome for _, outcome in _EPISODE.findall(prompt)]
+    successes = outcomes.count("SUCCESS")
+    keys: dict[str, bool] = {}  # key -> seen in a successful episode
+    for episode in re.split(r"^### Episode ", prompt, flags=re.M)[1:]:
+        success = episode.split("\n", 1)[0].split(": ", 1)[-1].startswith("SUCCESS")
+        for listed in _MEMORY_KEYS.findall(episode):
+            for key in filter(None, (part.strip() for part in listed.split(","))):
+                keys[key] = keys.get(key, False) or success
+    parts = [
+        {
+            "part": key,
+            "label": "useful" if seen_in_success else "potentially useful",
+            "why": f"returned in the sample; {'also' if seen_in_success else 'never'} "
+            "present in a successful episode",
+        }
+        for key, seen_in_success in keys.items()
+    ] or [{"part": "memory output", "label": "empty", "why": "retrieve returned nothing"}]
+    behind = score is not None and reference is not None and score <= reference
+    first_change = (
+        {
+            "priority": 1,
+            "what": "store the action sequences of successful episodes and return the closest",
+            "why": f"{name} does not beat the no-memory reference",
+        }
+        if behind
+        else {
+            "priority": 1,
+            "what": "rank retrieved items by similarity to the new task and return fewer",
+            "why": f"{name} helps; sharper retrieval should help more",
+        }
+    )
+    return {
+        "learned_from_memory": (
+            f"{len(outcomes)} episodes shown, {successes} solved; memory returned "
+            f"{', '.join(keys) or 'nothing'}."
+        ),
+        "retrieved_parts": parts,
+        "content_problems": ["advice is not tied to the task at hand"],
+        "structure_problems": ["memory grows without merging similar items"],
+        "changes": [
+            first_change,
+            {
+                "priority": 2,
+                "what": "record actions that failed and return them as mistakes to avoid",
+                "why": "failed episodes repeat the same useless actions",
+            },
+        ],
+    }
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def scripted_meta_llm(*, latency_s: float = 0.0) -> ScriptedLLM:
+    """A scripted model answering the meta agent with :func:`meta_policy`."""
+    return ScriptedLLM(meta_policy, latency_s=latency_s, model="scripted:meta")

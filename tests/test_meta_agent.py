@@ -1,0 +1,451 @@
+"""The meta agent's steps, their prompts, the contract reference and the scripted meta model."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import pickle
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from alma.domains.toy import ToyDomain
+from alma.errors import MalformedOutputError
+from alma.llm.embeddings import HashEmbedder
+from alma.llm.scripted import POLICIES, ScriptedLLM, scripted_from_spec
+from alma.llm.tokens import approx_message_tokens
+from alma.memory import MemoryDesign, Toolkit
+from alma.memory.base import MemoryDesign as BaseDesign
+from alma.memory.loading import DesignLoadError, DesignSource, load_class
+from alma.memory.stores import Hit, KVStore, VectorStore
+from alma.memory.toolkit import MemoryLLM, ModelServices
+from alma.search.meta_agent import (
+    Analysis,
+    Change,
+    EpisodeView,
+    Implementation,
+    MetaAgent,
+    RetrievedPart,
+    snake_case,
+    strip_fences,
+)
+from alma.search.reference import (
+    ALLOWED_IMPORTS,
+    HARNESS_ONLY,
+    class_stub,
+    contract_reference,
+    memory_chars,
+    public_methods,
+    skeleton_design,
+    toolkit_attributes,
+)
+from alma.search.scripted_meta import (
+    INVALID_DESIGNS,
+    VALID_DESIGNS,
+    VARIANTS,
+    choose_design,
+    design_source,
+    meta_policy,
+    scripted_meta_llm,
+)
+from alma.types import Completion, Episode, EpisodeStart, Message, Outcome, Step, to_dict
+
+DOMAIN = ToyDomain.description
+PARENT = design_source("keyword_episodes", 2)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def toy_episode(number: int, *, success: bool, steps: int = 4, obs_chars: int = 40) -> Episode:
+    start = EpisodeStart(
+        "toy", f"Find the golden coin number {number} and take it.", "You are in the hall."
+    )
+    actions = [f"go north {index}" for index in range(steps - 1)] + ["take golden coin"]
+    observation = "You are in a room. " + "x" * obs_chars
+    return Episode(
+        start=start,
+        steps=tuple(
+            Step(start.observation if index == 0 else observation, "thinking", action)
+            for index, action in enumerate(actions)
+        ),
+        outcome=Outcome(success, float(success), steps, "success" if success else "step_limit"),
+        final_observation="You win!" if success else "Nothing happens.",
+        memory={"similar_episodes": [{"task": "earlier", "actions": ["go north"]}]},
+    )
+
+
+def tokens(messages: Sequence[Message]) -> int:
+    return approx_message_tokens(m.content for m in messages)
+
+
+def toolkit() -> Toolkit:
+    return Toolkit(ModelServices(ScriptedLLM(), HashEmbedder()))
+
+
+async def exercise(design_class: type[MemoryDesign]) -> dict[str, Any]:
+    """Build, update twice (and with an empty episode), retrieve, pickle: what the smoke run
+    does. Returns what retrieve gave."""
+    design = design_class(toolkit())
+    await design.update(toy_episode(1, success=True))
+    await design.update(toy_episode(2, success=False))
+    await design.update(
+        Episode(EpisodeStart("toy", "empty", "nothing"), (), Outcome(False, 0.0, 0, "error"))
+    )
+    start = EpisodeStart("toy", "Find the golden coin number 3 and take it.", "You are in a hall.")
+    memory = await design.retrieve(start)
+    assert isinstance(memory, dict)
+    json.dumps(memory)
+    copy = pickle.loads(pickle.dumps(design))
+    copy.toolkit.bind(ModelServices(ScriptedLLM(), HashEmbedder()))
+    assert await copy.retrieve(start) == memory
+    return memory
+
+
+class Recording:
+    """An LLM that records each call and answers with the scripted meta policy."""
+
+    def __init__(self) -> None:
+        self.inner = scripted_meta_llm()
+        self.model = "recording"
+        self.calls: list[tuple[type[BaseModel] | None, float | None, list[Message]]] = []
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        schema: type[BaseModel] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+    ) -> Completion:
+        self.calls.append((schema, temperature, list(messages)))
+        return await self.inner.complete(messages, schema=schema, temperature=temperature)
+
+
+# --------------------------------------------------------------------------- reference
+
+
+def test_contract_reference_names_everything_the_code_defines() -> None:
+    reference = contract_reference()
+    names: set[str] = set(toolkit_attributes()) | {"llm", "rng"}
+    for cls in (BaseDesign, VectorStore, KVStore, MemoryLLM):
+        names |= {name for name, _ in public_methods(cls)}
+    names |= {name for name, _ in public_methods(Toolkit)}
+    assert {"embed", "vectors", "kv", "graph", "add", "search", "delete", "set"} <= names
+    for name in names:
+        assert name in reference, name
+    for cls in (Hit, EpisodeStart, Step, Outcome, Episode):
+        assert f"class {cls.__name__}" in reference
+        for field in cls.__dataclass_fields__:
+            assert f"    {field}:" in reference, (cls.__name__, field)
+    for parameter in inspect.signature(MemoryLLM.__call__).parameters:
+        assert parameter in reference
+    for module in ALLOWED_IMPORTS:
+        assert f"`{module}`" in reference
+    for harness in HARNESS_ONLY:
+        assert f"`{harness}`" in reference  # named, as off limits
+    assert f"{memory_chars()} characters" in reference
+    assert "async def retrieve(self, start: EpisodeStart) -> dict[str, Any]" in reference
+    assert contract_reference() is reference  # cached
+
+
+def test_class_stubs_follow_the_code() -> None:
+    class Gadget:
+        """A thing."""
+
+        def frobnicate(self, amount: int, *, loud: bool = False) -> str:
+            """Frobnicate loudly or not."""
+            return ""
+
+        async def fetch(self, key: str) -> None: ...
+
+        def _private(self) -> None: ...
+
+    stub = class_stub(Gadget)
+    assert "def frobnicate(self, amount: int, *, loud: bool = False) -> str:" in stub
+    assert "Frobnicate loudly or not." in stub
+    assert "async def fetch(self, key: str) -> None: ..." in stub
+    assert "_private" not in stub
+    for name, method in public_methods(VectorStore):
+        line = next(line for line in contract_reference().splitlines() if f"def {name}(" in line)
+        for parameter in inspect.signature(method).parameters:
+            assert parameter in line, (name, parameter)
+
+
+async def test_the_skeleton_in_the_reference_is_a_valid_design() -> None:
+    assert skeleton_design().strip() in contract_reference()
+    design_class = load_class(DesignSource("skeleton", skeleton_design()))
+    memory = await exercise(design_class)
+    assert memory["lessons"]
+
+
+# --------------------------------------------------------------------------- steps
+
+
+async def test_each_step_returns_a_validated_object() -> None:
+    llm = Recording()
+    meta = MetaAgent(llm, token_budget=40_000)
+    episodes = [to_dict(toy_episode(n, success=n % 2 == 0)) for n in range(6)]
+
+    analysis = await meta.analyse(PARENT, "keyword_episodes_v2", 0.4, 0.3, episodes, DOMAIN)
+    assert isinstance(analysis, Analysis)
+    assert [change.priority for change in analysis.changes] == [1, 2]
+    assert [part.part for part in analysis.retrieved_parts] == ["similar_episodes"]
+    assert "6 episodes shown, 3 solved" in analysis.learned_from_memory
+
+    child = await meta.implement(PARENT, analysis, DOMAIN, parent_name="keyword_episodes_v2")
+    first = await meta.from_scratch(DOMAIN)
+    fixed = await meta.repair(design_source("keyword_episodes_syntax_error", 3), "boom", DOMAIN)
+    for answer in (child, first, fixed):
+        assert isinstance(answer, Implementation)
+        assert answer.name == snake_case(answer.name) and "\n" not in answer.idea
+        assert not answer.code.lstrip().startswith("```")
+    assert fixed.code == design_source("keyword_episodes", 3)
+
+    schemas = [schema for schema, _, _ in llm.calls]
+    assert schemas == [Analysis, Implementation, Implementation, Implementation]
+    temperatures = [temperature for _, temperature, _ in llm.calls]
+    assert temperatures == [0.2, 0.7, 0.8, 0.2]
+    # the system message is the same for every step: one prompt-cache prefix
+    systems = {messages[0].content for _, _, messages in llm.calls}
+    assert len(systems) == 1
+    (system,) = systems
+    assert contract_reference().strip() in system and DOMAIN.strip() in system
+
+
+async def test_the_prompts_carry_what_each_step_needs() -> None:
+    meta = MetaAgent(scripted_meta_llm())
+    analysis = Analysis(
+        learned_from_memory="the agent followed the listed actions",
+        retrieved_parts=[RetrievedPart(part="similar_episodes", label="useful", why="ep 2")],
+        content_problems=["actions of failures are shown as plans"],
+        structure_problems=["no dedup"],
+        changes=[
+            Change(priority=2, what="dedupe records", why="duplicates"),
+            Change(priority=1, what="show successes only", why="failures mislead"),
+        ],
+    )
+    _, user = meta.implement_messages(PARENT, analysis, DOMAIN, parent_name="kw")
+    text = user.content
+    assert text.startswith("# Implement a new memory design")
+    assert PARENT.strip() in text
+    assert text.index("show successes only") < text.index("dedupe records")  # by priority
+    assert "[useful] similar_episodes" in text and "no dedup" in text
+    assert f"{memory_chars()}" in text  # the memory cap
+    _, scratch = meta.from_scratch_messages(DOMAIN)
+    assert scratch.content.startswith("# Write a first memory design")
+    _, repair = meta.repair_messages(design_source("success_plans", 1), "Traceback: x", DOMAIN)
+    assert repair.content.startswith("# Repair memory design `success_plans`")
+    assert "Traceback: x" in repair.content
+
+
+async def test_a_model_without_a_parsed_answer_is_an_error() -> None:
+    class Empty:
+        model = "empty"
+
+        async def complete(self, messages: Sequence[Message], **_: Any) -> Completion:
+            return Completion(text="{}", parsed=None)
+
+    with pytest.raises(MalformedOutputError, match="no valid Implementation"):
+        await MetaAgent(Empty()).from_scratch(DOMAIN)
+
+
+# --------------------------------------------------------------------------- budget
+
+
+def test_a_huge_sample_is_cut_to_the_budget_but_never_the_code_or_contract() -> None:
+    budget = 12_000
+    meta = MetaAgent(scripted_meta_llm(), token_budget=budget)
+    huge_memory = {"notes": ["n" * 500 for _ in range(60)]}
+    episodes = []
+    for number in range(200):
+        episode = to_dict(toy_episode(number, success=number % 5 == 0, steps=150, obs_chars=500))
+        episode["memory"] = {**huge_memory, "id": number}  # every dump differs
+        episodes.append(episode)
+    system, user = meta.analyse_messages(PARENT, "kw", 0.2, 0.1, episodes, DOMAIN)
+    assert tokens([system, user]) <= budget
+    assert contract_reference().strip() in system.content
+    assert PARENT.strip() in user.content
+    shown = user.content.count("### Episode ")
+    assert 0 < shown < 200
+    assert f"{shown} of 200 sampled episodes" in user.content
+    assert "SUCCESS" in user.content and "FAILURE" in user.content  # both kinds kept
+    assert "lines omitted" in user.content and "characters omitted" in user.content
+
+
+def test_a_small_sample_is_shown_whole_and_in_detail() -> None:
+    meta = MetaAgent(scripted_meta_llm(), token_budget=40_000)
+    episodes = [to_dict(toy_episode(n, success=n == 0)) for n in range(3)]
+    _, user = meta.analyse_messages(PARENT, "kw", 0.5, 0.5, episodes, DOMAIN)
+    text = user.content
+    assert "All 3 sampled episodes" in text
+    assert text.index("Episode 1: FAILURE") < text.index("Episode 2: SUCCESS")  # alternating
+    assert "go north 0 -> You are in a room." in text and "[thought: thinking]" in text
+    assert "the same as in episode 1" in text  # a repeated memory dump is shown once
+    assert "- gain over the reference: +0.000" in text
+
+
+def test_no_room_for_episodes_leaves_code_and_contract_whole() -> None:
+    meta = MetaAgent(scripted_meta_llm(), token_budget=100)
+    episodes = [to_dict(toy_episode(1, success=True))]
+    system, user = meta.analyse_messages(PARENT, "kw", None, None, episodes, DOMAIN)
+    assert contract_reference().strip() in system.content and PARENT.strip() in user.content
+    assert "### Episode" not in user.content
+    assert "0 of 1 sampled episodes" in user.content
+    assert "score: not evaluated" in user.content
+
+
+def test_episodes_in_flat_form_and_repeated_steps() -> None:
+    view = EpisodeView.from_dict(
+        {
+            "task": "open the box",
+            "success": False,
+            "actions": ["look"] + ["go east"] * 5,
+            "memory": {},
+            "phase": "deploy",
+        }
+    )
+    assert view.step_count == 6 and view.extras == (("phase", "deploy"),)
+    meta = MetaAgent(scripted_meta_llm())
+    _, user = meta.analyse_messages(PARENT, "kw", 0.0, 0.0, [{"task": "t", "steps": 3}], DOMAIN)
+    assert "(no steps recorded)" in user.content
+    flat = {
+        "task": "open the box",
+        "success": False,
+        "actions": ["look"] + ["go east"] * 5,
+        "invalid_actions": 2,
+    }
+    _, user = meta.analyse_messages(PARENT, "kw", 0.0, 0.0, [flat], DOMAIN)
+    assert "2-6. go east (x5)" in user.content
+    assert "(6 steps, 2 not admissible)" in user.content
+
+
+def test_a_long_error_report_is_cut_to_the_budget() -> None:
+    meta = MetaAgent(scripted_meta_llm(), token_budget=8_000)
+    report = "HEAD of the report\n" + "noise line\n" * 100_000 + "TAIL: ValueError: bad"
+    messages = meta.repair_messages(PARENT, report, DOMAIN)
+    assert tokens(messages) <= 8_000
+    assert "HEAD of the report" in messages[1].content
+    assert "TAIL: ValueError: bad" in messages[1].content
+    assert PARENT.strip() in messages[1].content
+
+
+# --------------------------------------------------------------------------- cleaning
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [
+        ("```python\nx = 1\n```", "x = 1\n"),
+        ("```\nx = 1\n```\n", "x = 1\n"),
+        ("```py\nx = 1```", "x = 1\n"),
+        ("Here is the design:\n```python\nx = 1\ny = 2\n```\nEnjoy!", "x = 1\ny = 2\n"),
+        ("x = '```'\n", "x = '```'\n"),  # valid code keeps its backticks
+        ("x = 1", "x = 1\n"),
+    ],
+)
+def test_fences_are_stripped(raw: str, clean: str) -> None:
+    assert strip_fences(raw) == clean
+    assert Implementation(name="n", idea="i", code=raw).code == clean
+
+
+@pytest.mark.parametrize(
+    ("raw", "name"),
+    [
+        ("KeywordEpisodes", "keyword_episodes"),
+        ("key-door memory v2", "key_door_memory_v2"),
+        ("2nd try", "design_2nd_try"),
+        ("!!!", "design"),
+        ("HTTPCache", "http_cache"),
+    ],
+)
+def test_names_become_snake_case(raw: str, name: str) -> None:
+    assert Implementation(name=raw, idea="a\nb", code="x = 1").name == name
+    assert Implementation(name=raw, idea="  first  line \nsecond", code="").idea == "first line"
+
+
+# --------------------------------------------------------------------------- scripted designs
+
+
+@pytest.mark.parametrize("variant", [1, VARIANTS])
+@pytest.mark.parametrize("name", sorted(VALID_DESIGNS))
+async def test_every_valid_scripted_design_works(name: str, variant: int) -> None:
+    source = design_source(name, variant)
+    design_class = load_class(DesignSource(name, source))
+    memory = await exercise(design_class)
+    assert memory, f"{name} retrieved nothing after two episodes"
+
+
+async def test_every_invalid_scripted_design_fails_and_repair_fixes_it() -> None:
+    meta = MetaAgent(scripted_meta_llm())
+    failures: dict[str, str] = {}
+    for name, design in INVALID_DESIGNS.items():
+        source = design.source(2)
+        try:
+            design_class = load_class(DesignSource(name, source))
+        except DesignLoadError as error:
+            failures[name] = error.message
+        else:
+            with pytest.raises(TypeError, match="not JSON serializable"):
+                await exercise(design_class)
+            failures[name] = "retrieve returned a set"
+        fixed = await meta.repair(source, failures[name], DOMAIN)
+        assert fixed.code == design_source(design.fixed_by, 2)
+        await exercise(load_class(DesignSource(fixed.name, fixed.code)))
+    assert "SyntaxError" in failures["keyword_episodes_syntax_error"]
+    assert "no MemoryDesign" in failures["success_plans_no_subclass"]
+
+
+def test_design_choice_is_deterministic_and_sometimes_invalid() -> None:
+    prompts = [f"# Implement a new memory design\nparent {index}" for index in range(90)]
+    choices = [choose_design(prompt) for prompt in prompts]
+    assert choices == [choose_design(prompt) for prompt in prompts]
+    invalid = sum(not design.valid for design, _ in choices)
+    assert 15 <= invalid <= 45  # about one in three
+    assert {design.name for design, _ in choices} == {*VALID_DESIGNS, *INVALID_DESIGNS}
+    assert {variant for _, variant in choices} == set(range(1, VARIANTS + 1))
+
+
+async def test_a_scripted_search_round_exercises_repair() -> None:
+    """Analyse, implement, load and smoke-run, repair on failure: the loop's path, offline."""
+    meta = MetaAgent(scripted_meta_llm())
+    repaired = fenced = 0
+    for index in range(12):
+        episodes = [to_dict(toy_episode(index, success=bool(index % 2)))]
+        analysis = await meta.analyse(PARENT, f"parent_{index}", 0.3, 0.2, episodes, DOMAIN)
+        child = await meta.implement(PARENT, analysis, DOMAIN, parent_name=f"parent_{index}")
+        raw = meta_policy(
+            meta.implement_messages(PARENT, analysis, DOMAIN, parent_name=f"parent_{index}"),
+            Implementation,
+        )
+        assert isinstance(raw, dict)
+        fenced += raw["code"].startswith("```")
+        try:
+            await exercise(load_class(DesignSource(child.name, child.code)))
+        except (DesignLoadError, TypeError) as error:
+            child = await meta.repair(child.code, str(error), DOMAIN)
+            await exercise(load_class(DesignSource(child.name, child.code)))
+            repaired += 1
+    assert repaired >= 1 and fenced >= 1
+
+
+def test_other_requests_get_the_default_policy() -> None:
+    class Step(BaseModel):
+        thought: str
+        action: str
+
+    prompt = "Observation:\nYou are in the hall.\n\nAdmissible actions:\n- take key\n"
+    answer = meta_policy([Message("user", prompt)], Step)
+    assert isinstance(answer, dict) and answer["action"] == "take key"
+
+
+async def test_the_meta_spec_selects_the_policy_once_registered() -> None:
+    if "meta" not in POLICIES:
+        pytest.skip("scripted:meta is not registered in alma.llm.scripted.POLICIES")
+    llm = scripted_from_spec("meta")
+    meta = MetaAgent(llm)
+    first = await meta.from_scratch(DOMAIN)
+    assert first.name.split("_v")[0] in {*VALID_DESIGNS, *INVALID_DESIGNS}
