@@ -73,6 +73,10 @@ BudgetTokens = Annotated[
 NoCache = Annotated[bool, typer.Option("--no-cache", help="do not reuse cached model answers")]
 Seed = Annotated[int | None, typer.Option("--seed", help="seed of the run")]
 RunDir = Annotated[Path | None, typer.Option("--run-dir", help="run directory to write")]
+InProcess = Annotated[
+    bool,
+    typer.Option("--in-process", help="run designs inside alma, unisolated (trusted code only)"),
+]
 Unsafe = Annotated[
     bool,
     typer.Option(
@@ -122,10 +126,14 @@ def build_config(
     seed: int | None = None,
     eval_settings: dict[str, Any] | None = None,
     unsafe: bool = False,
+    in_process: bool = False,
 ) -> AlmaConfig:
     overrides: dict[str, Any] = {
         "eval": eval_settings or {},
-        "sandbox": {"unsafe_no_sandbox": True if unsafe else None},
+        "sandbox": {
+            "unsafe_no_sandbox": True if unsafe else None,
+            "mode": "in_process" if in_process else None,
+        },
         "models": {
             "agent": agent_model,
             "meta": meta_model,
@@ -338,6 +346,7 @@ def eval_command(
     max_retrieve_concurrency: RetrieveConcurrency = None,
     run_dir: RunDir = None,
     unsafe: Unsafe = False,
+    in_process: InProcess = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Score one memory design with the evaluation protocol (build, then deploy x3)."""
@@ -355,6 +364,7 @@ def eval_command(
         no_cache=no_cache,
         seed=seed,
         unsafe=unsafe,
+        in_process=in_process,
         eval_settings={
             "rollout": rollout,
             "tasks": tasks,
@@ -410,6 +420,7 @@ def compare(
     max_episodes_concurrency: EpisodesConcurrency = None,
     run_dir: RunDir = None,
     unsafe: Unsafe = False,
+    in_process: InProcess = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Evaluate several designs on identical tasks; compare each with no_memory."""
@@ -428,6 +439,7 @@ def compare(
         no_cache=no_cache,
         seed=seed,
         unsafe=unsafe,
+        in_process=in_process,
         eval_settings={
             "rollout": rollout,
             "tasks": tasks,

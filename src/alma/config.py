@@ -83,8 +83,10 @@ class EvalConfig(_Section):
 
 
 class SandboxConfig(_Section):
-    mode: Literal["auto", "bwrap", "unshare", "none"] = Field(
-        "auto", description="isolation of design workers; auto = the strongest available"
+    mode: Literal["auto", "bwrap", "unshare", "none", "in_process"] = Field(
+        "auto",
+        description="isolation of design workers: auto = the strongest available; in_process "
+        "runs designs inside alma (debugging trusted code only)",
     )
     memory_mb: int = Field(4096, ge=256, description="address-space limit of a worker")
     cpu_s: int = Field(900, ge=10, description="CPU seconds a worker may use in its life")

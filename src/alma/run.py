@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -29,6 +30,7 @@ class Run:
         budget = Budget(config.budget.usd, config.budget.tokens)
         self.ledger = Ledger(PriceTable(config.prices), budget, self.store)
         self.models = ModelFactory(config, self.ledger)
+        self.closers: list[Callable[[], Awaitable[None]]] = []  # more to close with the run
 
     async def __aenter__(self) -> Run:
         return self
@@ -40,6 +42,8 @@ class Run:
         traceback: TracebackType | None,
     ) -> None:
         try:
+            for close in reversed(self.closers):
+                await close()
             await self.models.aclose()
         finally:
             self.store.close()

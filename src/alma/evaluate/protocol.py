@@ -146,6 +146,27 @@ async def gather_all(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
     return [task.result() for task in tasks]
 
 
+async def _close_when_started(starting: asyncio.Task[DesignRunner]) -> None:
+    """Let a runner that is starting finish doing so, then close it (its result is unused)."""
+    try:
+        runner = await starting
+    except Exception:
+        return
+    await runner.close()
+
+
+async def _forks(runner: DesignRunner, count: int) -> list[DesignRunner]:
+    """``count`` copies of the built memory, started together; all or none."""
+    made = await asyncio.gather(*(runner.fork() for _ in range(count)), return_exceptions=True)
+    copies = [copy for copy in made if not isinstance(copy, BaseException)]
+    failures = [copy for copy in made if isinstance(copy, BaseException)]
+    if failures:
+        for copy in copies:
+            await copy.close()
+        raise failures[0]
+    return copies
+
+
 def episode_seed(seed: int, repeat: int, task_id: str) -> int:
     digest = hashlib.sha256(f"{seed}/{repeat}/{task_id}".encode()).digest()
     return int.from_bytes(digest[:4], "big")
@@ -170,6 +191,10 @@ class Evaluator:
         description = getattr(self.runner_factory, "description", None)
         if description is not None:
             run.store.set_meta("sandbox", description)
+        prewarm = getattr(self.runner_factory, "prewarm", None)
+        if prewarm is not None:  # a worker starts while the run gets ready
+            prewarm()
+            run.closers.append(self.runner_factory.close)  # type: ignore[attr-defined]
         self.executor = executor or LocalExecutor(settings.max_episodes_concurrency)
         self.records = EvaluationRecords(run.store)
 
@@ -282,9 +307,17 @@ class _Session:
         self, design: DesignSource, build: list[Task], deploy: list[Task], seed: int
     ) -> None:
         settings = self.evaluator.config.eval
-        runner = await self.evaluator.runner_factory.start(design, self.services, seed)
+        # the worker starts while the build episodes (which need no memory) are played
+        starting = asyncio.create_task(
+            self.evaluator.runner_factory.start(design, self.services, seed)
+        )
         try:
             episodes = await gather_all(self._act(task, "build", 0, None) for task in build)
+        except BaseException:
+            await _close_when_started(starting)
+            raise
+        runner = await starting
+        try:
             await self._updates(runner, list(zip(build, episodes, strict=True)))
             if settings.rollout == "batched":
                 await runner.checkpoint()  # the frozen memory every deploy retrieve reads
@@ -294,7 +327,7 @@ class _Session:
                     for task in deploy
                 )
             else:
-                copies = [await runner.fork() for _ in range(settings.repeats)]
+                copies = await _forks(runner, settings.repeats)
                 try:
                     await gather_all(
                         self._walk(copy, deploy, repeat) for repeat, copy in enumerate(copies)

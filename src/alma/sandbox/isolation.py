@@ -6,8 +6,11 @@
   folder the only writable place.
 - ``unshare``: own network and PID namespaces (util-linux ``unshare``), but the filesystem is
   not hidden: weaker, used only when bubblewrap is missing.
-- ``none``: a plain subprocess (clean environment and resource limits still apply). Generated
-  or imported designs are refused unless the user passes ``--unsafe-no-sandbox``.
+- ``none``: a plain subprocess (clean environment and resource limits still apply).
+- ``in_process``: no worker at all (for debugging trusted code; never chosen automatically).
+
+With ``none`` or ``in_process``, generated or imported designs are refused unless the user
+passes ``--unsafe-no-sandbox``.
 
 In every case the worker gets a fixed minimal environment (no keys, no secrets) and resource
 limits: address space, CPU seconds, open files, file size, and a cap on processes (a cgroup
@@ -32,7 +35,7 @@ from typing import Literal
 
 log = logging.getLogger("alma.sandbox")
 
-Mechanism = Literal["bwrap", "unshare", "none"]
+Mechanism = Literal["bwrap", "unshare", "none", "in_process"]
 STRENGTH: tuple[Mechanism, ...] = ("bwrap", "unshare", "none")
 PIDS_ROOTS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
 
@@ -54,46 +57,51 @@ def _works(command: list[str]) -> bool:
     return done.returncode == 0
 
 
-@functools.cache
-def available() -> tuple[Mechanism, ...]:
-    """The mechanisms that work here, strongest first (``none`` always)."""
-    found: list[Mechanism] = []
-    if shutil.which("bwrap") and _works(
-        [
-            "bwrap",
-            "--ro-bind",
-            "/",
-            "/",
-            "--unshare-net",
-            "--unshare-pid",
-            "--unshare-user",
-            "--die-with-parent",
-            "true",
-        ]
-    ):
-        found.append("bwrap")
-    if shutil.which("unshare"):
+def _probe(mechanism: Mechanism) -> bool:
+    if mechanism == "bwrap":
+        return shutil.which("bwrap") is not None and _works(
+            [
+                "bwrap",
+                "--ro-bind",
+                "/",
+                "/",
+                "--unshare-net",
+                "--unshare-pid",
+                "--unshare-user",
+                "--die-with-parent",
+                "true",
+            ]
+        )
+    if mechanism == "unshare":
         command = ["unshare", "--net", "--pid", "--fork", "true"]
         if os.geteuid() != 0:
             command.insert(1, "--map-root-user")
-        if _works(command):
-            found.append("unshare")
-    found.append("none")
-    return tuple(found)
+        return shutil.which("unshare") is not None and _works(command)
+    return True
+
+
+@functools.cache
+def works(mechanism: Mechanism) -> bool:
+    """Whether ``mechanism`` works here (probed once per process)."""
+    return _probe(mechanism)
+
+
+def available() -> tuple[Mechanism, ...]:
+    """The mechanisms that work here, strongest first (``none`` always)."""
+    return tuple(m for m in STRENGTH if works(m))
 
 
 def choose(wanted: Mechanism | Literal["auto"] = "auto") -> Mechanism:
-    have = available()
     if wanted == "auto":
-        return have[0]
-    if wanted not in have:
-        from alma.errors import ConfigError
+        return next(m for m in STRENGTH if works(m))  # stops at the first that works
+    if wanted == "in_process" or works(wanted):
+        return wanted
+    from alma.errors import ConfigError
 
-        raise ConfigError(
-            f"sandbox mechanism {wanted!r} is not available here (have: {', '.join(have)})",
-            hint="install bubblewrap (apt-get install bubblewrap) or use sandbox.mode = 'auto'",
-        )
-    return wanted
+    raise ConfigError(
+        f"sandbox mechanism {wanted!r} is not available here (have: {', '.join(available())})",
+        hint="install bubblewrap (apt-get install bubblewrap) or use sandbox.mode = 'auto'",
+    )
 
 
 def clean_environment(scratch: Path) -> dict[str, str]:
@@ -227,4 +235,5 @@ def describe(mechanism: Mechanism) -> str:
         "bwrap": "bubblewrap: no network, read-only filesystem, home/run/working folders hidden",
         "unshare": "unshare: no network, own PID namespace; the filesystem is NOT hidden",
         "none": "plain subprocess: NO network or filesystem isolation (clean env and limits only)",
+        "in_process": "in-process: designs run inside alma itself, with NO isolation at all",
     }[mechanism]

@@ -26,7 +26,14 @@ from pydantic import BaseModel, RootModel
 from alma.config import AlmaConfig
 from alma.errors import AlmaError, BudgetExceededError, UsageError
 from alma.memory.loading import DesignSource
-from alma.memory.runner import CallResult, DesignFailedError, check_retrieved, describe_failure
+from alma.memory.runner import (
+    CallResult,
+    DesignFailedError,
+    DesignRunner,
+    InProcessFactory,
+    check_retrieved,
+    describe_failure,
+)
 from alma.memory.toolkit import Services
 from alma.sandbox.isolation import (
     Limits,
@@ -79,7 +86,7 @@ class Worker:
     process: asyncio.subprocess.Process
     scratch: Path
     cgroup: PidsCgroup
-    services: Services
+    services: Services | None = None
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=40))
     pending: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
     next_id: int = 0
@@ -183,6 +190,8 @@ class Worker:
                 self.write(reply)
 
     async def run_call(self, message: dict[str, Any]) -> Any:
+        if self.services is None:
+            raise ProtocolError("a model call before the design was loaded")
         if message.get("op") == "llm":
             messages = [Message(role, content) for role, content in message["messages"]]
             schema = message.get("schema")
@@ -238,7 +247,8 @@ class SandboxSettings:
     hidden: tuple[Path, ...] = ()  # folders the worker must not see (home, run dir, cwd, /tmp)
 
 
-async def launch(settings: SandboxSettings, services: Services) -> Worker:
+async def launch(settings: SandboxSettings) -> Worker:
+    """A worker process, started and importing; it serves model calls once given services."""
     scratch = new_scratch()
     cgroup = PidsCgroup(settings.limits.processes)
     command = worker_command(settings.mechanism, scratch, list(settings.hidden))
@@ -253,7 +263,7 @@ async def launch(settings: SandboxSettings, services: Services) -> Worker:
         limit=MAX_LINE,
         start_new_session=True,
     )
-    worker = Worker(process, scratch, cgroup, services)
+    worker = Worker(process, scratch, cgroup)
     worker.reader = asyncio.create_task(worker.read_loop())
     stderr = asyncio.create_task(worker.read_stderr())
     worker.helpers.add(stderr)
@@ -275,9 +285,11 @@ class SandboxRunner:
         self.restarts = 0
         self._restarting = asyncio.Lock()
 
-    async def start(self) -> None:
-        """Start the worker and load the design (or the last snapshot of its memory)."""
-        self.worker = await launch(self.settings, self.services)
+    async def start(self, spare: asyncio.Task[Worker] | None = None) -> None:
+        """Start a worker (or take a spare one already started) and load the design, or the
+        last snapshot of its memory."""
+        self.worker = await spare if spare is not None else await launch(self.settings)
+        self.worker.services = self.services
         fields = {"name": self.design.name, "source": self.design.source, "seed": self.seed}
         try:
             await self.worker.request("init", START_TIMEOUT_S, origin=self.design.origin, **fields)
@@ -372,21 +384,42 @@ class SandboxFactory:
         self.settings = settings
         self.allow_unsafe = allow_unsafe
         self.description = describe(settings.mechanism)
+        self._spare: asyncio.Task[Worker] | None = None
         log.info("sandbox: %s", self.description)
 
-    async def start(self, design: DesignSource, services: Services, seed: int) -> SandboxRunner:
-        if (
-            self.settings.mechanism == "none"
-            and design.origin != "reference"
-            and not self.allow_unsafe
-        ):
+    def prewarm(self) -> None:
+        """Start a worker now, so the next design finds its Python already up (call it from
+        inside the event loop, before the work that can overlap with the start-up)."""
+        if self._spare is None and self.settings.mechanism != "in_process":
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return  # not in the event loop: the first design starts its own worker
+            self._spare = loop.create_task(launch(self.settings))
+
+    async def close(self) -> None:
+        """Stop the spare worker, if one is waiting."""
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            with contextlib.suppress(Exception):
+                await (await spare).close()
+
+    async def start(self, design: DesignSource, services: Services, seed: int) -> DesignRunner:
+        unisolated = self.settings.mechanism in ("none", "in_process")
+        if unisolated and design.origin != "reference" and not self.allow_unsafe:
             raise UnsafeDesignError(
                 f"no sandbox is available to run design {design.name!r} safely",
                 hint="install bubblewrap (apt-get install bubblewrap), or pass "
                 "--unsafe-no-sandbox to run it anyway",
             )
+        if self.settings.mechanism == "in_process":
+            trusted = InProcessFactory(
+                self.settings.retrieve_timeout_s, self.settings.update_timeout_s
+            )
+            return await trusted.start(design, services, seed)
         runner = SandboxRunner(design, services, seed, self.settings)
-        await runner.start()
+        spare, self._spare = self._spare, None
+        await runner.start(spare)
         return runner
 
 
