@@ -241,6 +241,12 @@ POLICIES: dict[str, Policy] = {
 }
 
 
+def register_policy(name: str, policy: Policy) -> None:
+    """Make ``scripted:<name>`` answer with ``policy`` (layers above add their own test doubles,
+    e.g. the meta agent's, without this module importing them)."""
+    POLICIES[name] = policy
+
+
 def scripted_from_spec(argument: str | None, *, latency_s: float = 0.0) -> ScriptedLLM:
     """``scripted``, ``scripted:<policy>`` (explorer, first, random) or ``scripted:<rules.json>``.
 

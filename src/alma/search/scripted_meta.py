@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from alma.llm.scripted import Answer, ScriptedLLM, default_policy
+from alma.llm.scripted import Answer, ScriptedLLM, default_policy, register_policy
 from alma.types import Message
 
 # --------------------------------------------------------------------------- valid designs
@@ -500,3 +500,6 @@ def _float(text: str) -> float | None:
 def scripted_meta_llm(*, latency_s: float = 0.0) -> ScriptedLLM:
     """A scripted model answering the meta agent with :func:`meta_policy`."""
     return ScriptedLLM(meta_policy, latency_s=latency_s, model="scripted:meta")
+
+
+register_policy("meta", meta_policy)
