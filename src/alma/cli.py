@@ -498,6 +498,142 @@ def check(
         raise typer.Exit(1)
 
 
+@app.command()
+def learn(
+    domain: DomainOption,
+    iterations: Annotated[
+        int | None, typer.Option("--iterations", help="search iterations")
+    ] = None,
+    meta_model: MetaModel = None,
+    agent_model: AgentModel = None,
+    memory_model: MemoryModel = None,
+    embedder: Embedder = None,
+    base_url: BaseUrl = None,
+    train_size: Annotated[
+        int | None, typer.Option("--train-size", "--tasks", help="train tasks per evaluation")
+    ] = None,
+    rollout: Rollout = None,
+    quick: Quick = False,
+    selector: Annotated[
+        str | None, typer.Option("--selector", help="alma, greedy, uniform or novelty")
+    ] = None,
+    parents: Annotated[
+        int | None, typer.Option("--parents-per-iteration", help="parents per iteration")
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", help="softness of parent selection")
+    ] = None,
+    seed_designs: Annotated[
+        str | None, typer.Option("--seed-designs", help="none or baselines")
+    ] = None,
+    max_repairs: Annotated[
+        int | None, typer.Option("--max-repairs", help="repair rounds per design")
+    ] = None,
+    budget_usd: BudgetUsd = None,
+    budget_tokens: BudgetTokens = None,
+    no_cache: NoCache = False,
+    seed: Seed = None,
+    run_dir: RunDir = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="run directory to go on with")
+    ] = None,
+    unsafe: Unsafe = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Search for memory designs: analyse, implement, verify, evaluate, archive; repeat."""
+    from alma.search.session import archive_table, design_rows, resume_config, run_learn
+
+    overrides: dict[str, Any] = {
+        "models": {
+            "agent": agent_model,
+            "meta": meta_model,
+            "memory": memory_model,
+            "embedder": embedder,
+        },
+        "llm": {"base_url": base_url, "cache": False if no_cache else None},
+        "budget": {"usd": budget_usd, "tokens": budget_tokens},
+        "run": {"seed": seed},
+        "eval": {"rollout": rollout, "tasks": train_size},
+        "sandbox": {"unsafe_no_sandbox": True if unsafe else None},
+        "learn": {
+            "iterations": iterations,
+            "selector": selector,
+            "parents_per_iteration": parents,
+            "temperature": temperature,
+            "seed_designs": seed_designs,
+            "max_repairs": max_repairs,
+            "quick": True if quick else None,
+        },
+    }
+    if resume is not None:
+        config = resume_config(resume, overrides)
+        run_dir = resume
+    else:
+        config = load_config(state.config_path, overrides)
+    outcome = asyncio.run(run_learn(config, domain, run_dir, None if as_json else err))
+    summary = outcome.summary
+    from alma.search.session import open_archive
+
+    store, archive = open_archive(outcome.run_dir)
+    try:
+        rows = design_rows(archive)
+        if as_json:
+            print_json(
+                {
+                    "run_dir": str(outcome.run_dir),
+                    "iterations_done": summary.iterations_done,
+                    "reference_score": summary.reference_score,
+                    "stopped": summary.stopped,
+                    "designs": rows,
+                }
+            )
+        else:
+            out.print(archive_table(archive, rows, limit=15))
+            out.print(f"run saved in {outcome.run_dir}; resume with --resume {outcome.run_dir}")
+    finally:
+        store.close()
+    if summary.stopped:
+        raise BudgetExceededError(
+            f"stopped: {summary.stopped}; the archive is saved",
+            hint=f"raise the budget and run again with --resume {outcome.run_dir}",
+        )
+
+
+@app.command("archive")
+def archive_command(
+    run_dir: Annotated[Path, typer.Argument(help="run directory of alma learn")],
+    as_json: JsonFlag = False,
+) -> None:
+    """List the designs of a run, best first."""
+    from alma.search.session import archive_table, design_rows, open_archive
+
+    store, archive = open_archive(run_dir)
+    try:
+        rows = design_rows(archive)
+        if as_json:
+            print_json(rows)
+        else:
+            out.print(archive_table(archive, rows))
+    finally:
+        store.close()
+
+
+@app.command()
+def show(
+    run_dir: Annotated[Path, typer.Argument(help="run directory of alma learn")],
+    design_id: Annotated[str, typer.Argument(help="design id (or its first characters)")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Print a design: code, lineage, analysis, verification history, evaluations."""
+    from alma.search.session import open_archive, show_design
+
+    store, archive = open_archive(run_dir)
+    try:
+        show_design(out, archive, design_id, as_json)
+    finally:
+        store.close()
+
+
 @config_app.command("show")
 def config_show(
     agent_model: AgentModel = None,

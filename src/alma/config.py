@@ -82,6 +82,21 @@ class EvalConfig(_Section):
     )
 
 
+class LearnConfig(_Section):
+    iterations: int = Field(3, ge=0, description="iterations of the search")
+    parents_per_iteration: int = Field(5, ge=1, description="designs improved per iteration")
+    selector: Literal["alma", "greedy", "uniform", "novelty"] = "alma"
+    temperature: float = Field(0.5, gt=0, description="softness of parent selection")
+    seed_designs: Literal["none", "baselines"] = Field(
+        "none", description="also evaluate the reference designs before the search"
+    )
+    max_repairs: int = Field(3, ge=0, description="repair rounds for a design that fails checks")
+    meta_token_budget: int = Field(32_000, ge=2000, description="prompt budget of a meta step")
+    analysis_episodes: int = Field(8, ge=1, description="episodes shown to the analysis")
+    split: Literal["train", "eval_in_distribution", "eval_out_of_distribution"] = "train"
+    quick: bool = Field(False, description="evaluate designs on 5 tasks (2 build, 3 deploy)")
+
+
 class SandboxConfig(_Section):
     mode: Literal["auto", "bwrap", "unshare", "none", "in_process"] = Field(
         "auto",
@@ -111,6 +126,7 @@ class AlmaConfig(_Section):
     agent: AgentConfig = Field(default_factory=AgentConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
+    learn: LearnConfig = Field(default_factory=LearnConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
 

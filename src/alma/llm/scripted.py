@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -51,6 +52,8 @@ class ScriptedLLM:
     ) -> None:
         self.model = model
         self.policy = policy or default_policy
+        # a policy that takes ``seed`` gets each call's seed (to vary as sampling would)
+        self._seeded = "seed" in inspect.signature(self.policy).parameters
         self.rules: list[tuple[re.Pattern[str], str | dict[str, Any]]] = [
             (re.compile(rule.pattern, re.S), rule.response) for rule in rules
         ]
@@ -69,7 +72,7 @@ class ScriptedLLM:
         self.calls += 1
         if self.latency_s > 0:
             await asyncio.sleep(self.latency_s)
-        answer = self._answer(messages, schema)
+        answer = self._answer(messages, schema, seed)
         text = _as_text(answer)
         parsed = None
         if schema is not None:
@@ -88,11 +91,15 @@ class ScriptedLLM:
             text=text, usage=usage, parsed=parsed, model=self.model, latency_s=self.latency_s
         )
 
-    def _answer(self, messages: Sequence[Message], schema: type[BaseModel] | None) -> Answer:
+    def _answer(
+        self, messages: Sequence[Message], schema: type[BaseModel] | None, seed: int | None
+    ) -> Answer:
         last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
         for pattern, response in self.rules:
             if pattern.search(last_user):
                 return response
+        if self._seeded:
+            return self.policy(messages, schema, seed=seed)  # type: ignore[call-arg]
         return self.policy(messages, schema)
 
 

@@ -19,8 +19,8 @@ from alma.llm.embeddings import HashEmbedder
 from alma.llm.scripted import ScriptedLLM
 from alma.memory.loading import DesignSource
 from alma.memory.rendering import render_memory
+from alma.memory.runner import RunnerFactory
 from alma.memory.toolkit import ModelServices
-from alma.sandbox.runner import SandboxFactory
 from alma.types import Episode, EpisodeStart, Outcome, Step
 
 Severity = Literal["error", "warning"]
@@ -201,7 +201,7 @@ def synthetic_episodes() -> list[Episode]:
 
 
 async def smoke_run(
-    design: DesignSource, factory: SandboxFactory, *, memory_chars: int = 6000
+    design: DesignSource, factory: RunnerFactory, *, memory_chars: int = 6000
 ) -> dict[str, Any]:
     """Build, two updates, one retrieve (JSON, under the prompt cap), copy: step → outcome."""
     results: dict[str, Any] = {}
@@ -240,7 +240,7 @@ async def smoke_run(
 
 
 async def check_design(
-    design: DesignSource, factory: SandboxFactory, *, memory_chars: int = 6000
+    design: DesignSource, factory: RunnerFactory, *, memory_chars: int = 6000
 ) -> CheckReport:
     started = time.perf_counter()
     report = CheckReport(design.name, static_check(design.source))

@@ -360,6 +360,37 @@ INVALID_DESIGNS: dict[str, ScriptedDesign] = {
     )
 }
 
+# a design no repair can save: it needs a service the sandbox never offers (every repair of it
+# returns it again), so the loop must archive it as failed
+EXTERNAL_INDEX = """\
+from typing import Any
+
+from alma.memory import MemoryDesign
+from alma.types import Episode, EpisodeStart
+
+
+class ExternalIndex(MemoryDesign):
+    \"\"\"Keeps episodes in a search server on localhost (which the sandbox never reaches).\"\"\"
+
+    async def retrieve(self, start: EpisodeStart) -> dict[str, Any]:
+        import socket
+
+        with socket.create_connection(("127.0.0.1", 9200), timeout=1):
+            return {}
+
+    async def update(self, episode: Episode) -> None:
+        import socket
+
+        with socket.create_connection(("127.0.0.1", 9200), timeout=1):
+            return None
+"""
+UNFIXABLE = ScriptedDesign(
+    "external_index",
+    "episodes in an external search server (unreachable from the sandbox)",
+    EXTERNAL_INDEX,
+    valid=False,
+)
+
 VARIANTS = 4  # variant numbers 1..VARIANTS
 _VARIANT_LINE = re.compile(r"^(?:TOP_K|WINDOW) = (\d+)$", re.M)
 _CLASS_TO_DESIGN = {
@@ -375,10 +406,12 @@ def design_source(name: str, variant: int = 1) -> str:
     return design.source(variant)
 
 
-def choose_design(prompt: str) -> tuple[ScriptedDesign, int]:
-    """The design (about one in three invalid) and variant the scripted model writes for
-    ``prompt``: a pure function of the text."""
-    number = _number(prompt)
+def choose_design(prompt: str, seed: int | None = None) -> tuple[ScriptedDesign, int]:
+    """The design (about one in three invalid, one in eleven beyond repair) and variant the
+    scripted model writes for ``prompt`` (and the call's seed): a pure function of both."""
+    number = _number(prompt if seed is None else f"{seed}\n{prompt}")
+    if number % 11 == 5:
+        return UNFIXABLE, 1
     valid, invalid = list(VALID_DESIGNS.values()), list(INVALID_DESIGNS.values())
     pick = number // 3
     design = invalid[pick % len(invalid)] if number % 3 == 0 else valid[pick % len(valid)]
@@ -392,8 +425,11 @@ def _number(text: str) -> int:
 # --------------------------------------------------------------------------- the policy
 
 
-def meta_policy(messages: Sequence[Message], schema: type[BaseModel] | None) -> Answer:
-    """Answer the meta agent's steps (see the module docstring); anything else as usual."""
+def meta_policy(
+    messages: Sequence[Message], schema: type[BaseModel] | None, seed: int | None = None
+) -> Answer:
+    """Answer the meta agent's steps (see the module docstring); anything else as usual.
+    ``seed`` (the call's) varies what is written, as sampling varies a real model's answer."""
     prompt = next((m.content for m in reversed(messages) if m.role == "user"), "")
     fields = set(schema.model_fields) if schema is not None else set()
     if "learned_from_memory" in fields:
@@ -401,12 +437,12 @@ def meta_policy(messages: Sequence[Message], schema: type[BaseModel] | None) -> 
     if {"name", "idea", "code"} <= fields:
         if prompt.startswith("# Repair"):
             return repair_answer(prompt)
-        return implementation_answer(prompt)
+        return implementation_answer(prompt, seed)
     return default_policy(messages, schema)
 
 
-def implementation_answer(prompt: str) -> dict[str, Any]:
-    design, variant = choose_design(prompt)
+def implementation_answer(prompt: str, seed: int | None = None) -> dict[str, Any]:
+    design, variant = choose_design(prompt, seed)
     code = design.source(variant)
     if design.valid and (_number(prompt) // 7) % 2 == 0:
         code = f"```python\n{code}```"
@@ -415,6 +451,8 @@ def implementation_answer(prompt: str) -> dict[str, Any]:
 
 
 def repair_answer(prompt: str) -> dict[str, Any]:
+    if "class ExternalIndex" in prompt:  # beyond repair: the same design comes back
+        return {"name": UNFIXABLE.name, "idea": UNFIXABLE.idea, "code": EXTERNAL_INDEX}
     known = next((name for marker, name in _CLASS_TO_DESIGN.items() if marker in prompt), None)
     match = _VARIANT_LINE.search(prompt)
     if known is None:

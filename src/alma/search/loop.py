@@ -1,0 +1,288 @@
+"""``alma learn``: the open-ended search over memory designs.
+
+1. Evaluate ``no_memory`` on the train tasks: the reference score.
+2. Seed the archive: ``no_memory``, the reference designs if asked, and one design the meta
+   agent writes from scratch.
+3. Each iteration: pick up to k parents with the selector; for each, concurrently: analyse its
+   evaluation logs, implement a new design, verify it (static checks and a sandbox smoke run,
+   with up to ``max_repairs`` repair rounds), evaluate it, archive it.
+4. Stop at the last iteration, when the budget is spent, or on Ctrl-C.
+
+Every step is written to the run database as it finishes. A resumed run redoes only what was
+not finished: the pick of an iteration and its RNG state are stored together; a parent's
+analysis and its child are found again by (parent, iteration); evaluations are reused by their
+key; the meta agent's calls carry seeds, so with the response cache they replay identically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from alma.config import AlmaConfig
+from alma.domains.base import Domain
+from alma.errors import AlmaError
+from alma.evaluate.protocol import EvalResult, Evaluator
+from alma.memory.loading import DesignSource, reference_design, reference_names
+from alma.run import Run
+from alma.sandbox.check import CheckReport, check_design
+from alma.search import scripted_meta  # noqa: F401  (registers the scripted:meta policy)
+from alma.search.archive import Archive, DesignRecord, DesignStatus
+from alma.search.meta_agent import Analysis, Implementation, MetaAgent
+from alma.search.selection import make_selector
+
+log = logging.getLogger("alma.search")
+
+REFERENCE = "no_memory"
+Stage = str  # analysing, implementing, verifying, repairing, evaluating, done, failed
+
+
+@dataclass
+class Progress:
+    """What the loop is doing, for display: the iteration and each design in flight."""
+
+    iteration: int = 0
+    iterations: int = 0
+    stages: dict[str, Stage] = field(default_factory=dict)
+    best: tuple[str, float] | None = None
+    notify: Callable[[Progress], None] | None = None
+
+    def set(self, key: str, stage: Stage) -> None:
+        self.stages[key] = stage
+        if self.notify is not None:
+            self.notify(self)
+
+    def clear(self) -> None:
+        self.stages.clear()
+        if self.notify is not None:
+            self.notify(self)
+
+
+@dataclass
+class Summary:
+    iterations_done: int
+    reference_score: float | None
+    designs: list[DesignRecord]
+    stopped: str | None = None
+
+
+def seed_of(*parts: object) -> int:
+    digest = hashlib.sha256("/".join(str(p) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def meta_spec(config: AlmaConfig) -> str:
+    """The meta model's spec; plain ``scripted`` means the meta agent's own scripted double."""
+    return "scripted:meta" if config.models.meta == "scripted" else config.models.meta
+
+
+class Learner:
+    def __init__(
+        self,
+        run: Run,
+        domain: Domain,
+        *,
+        evaluator: Evaluator | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.run = run
+        self.config = run.config
+        self.settings = run.config.learn
+        self.domain = domain
+        self.archive = Archive(run.store)
+        self.evaluator = evaluator or Evaluator(run, domain)
+        self.progress = progress or Progress()
+        self.meta_llm = run.models.llm(meta_spec(self.config), "meta")
+        self.factory = self.evaluator.runner_factory
+
+    # ------------------------------------------------------------------ the loop
+    async def learn(self) -> Summary:
+        state = self.archive.load_state() or {"iteration": 0, "selector": None}
+        selector = make_selector(
+            self.settings.selector, self.config.run.seed, self.settings.temperature
+        )
+        if state.get("selector"):
+            selector.restore(state["selector"])
+        self.progress.iterations = self.settings.iterations
+        await self._reference()
+        await self._seed()
+        first = int(state.get("iteration", 0)) + 1
+        for iteration in range(first, self.settings.iterations + 1):
+            self.progress.iteration = iteration
+            picked = self.archive.selection(iteration)
+            if picked is not None:
+                parents = list(picked.parents)
+            else:
+                candidates = [d for d in self.archive.candidates() if d.origin != "imported"]
+                reference = self.archive.reference_score() or 0.0
+                chosen = selector.select(candidates, self.settings.parents_per_iteration, reference)
+                parents = list(chosen.chosen)
+                state = {"iteration": iteration - 1, "selector": selector.state()}
+                self.archive.add_selection(iteration, parents, chosen.probabilities, state=state)
+            await asyncio.gather(*(self._child(parent, iteration) for parent in parents))
+            self.archive.save_state({"iteration": iteration, "selector": selector.state()})
+            self.progress.clear()
+            self._update_best()
+        return self.summary()
+
+    def summary(self, stopped: str | None = None) -> Summary:
+        state = self.archive.load_state() or {}
+        return Summary(
+            int(state.get("iteration", 0)),
+            self.archive.reference_score(),
+            self.archive.designs(),
+            stopped,
+        )
+
+    def _update_best(self) -> None:
+        best = self.archive.best(1)
+        if best and best[0].score is not None:
+            self.progress.best = (best[0].name, best[0].score)
+
+    # ------------------------------------------------------------------ seeding
+    async def _reference(self) -> None:
+        design = reference_design(REFERENCE)
+        self.archive.add_design(design, parent=None, iteration=0, idea="no memory at all")
+        result = await self._evaluate(design, "reference")
+        if result.error is None:
+            self.archive.set_reference_score(result.score)
+
+    async def _seed(self) -> None:
+        if self.settings.seed_designs == "baselines":
+            for name in reference_names():
+                if name == REFERENCE:
+                    continue
+                design = reference_design(name)
+                if design.origin != "reference":
+                    continue
+                self.archive.add_design(design, parent=None, iteration=0, idea=f"reference: {name}")
+                await self._evaluate(design, name)
+        if not any(d.origin == "generated" and d.iteration == 0 for d in self.archive.designs()):
+            await self._create("scratch", parent=None, iteration=0)
+        self._update_best()
+
+    # ------------------------------------------------------------------ one child
+    async def _child(self, parent_id: str, iteration: int) -> None:
+        existing = [
+            d for d in self.archive.designs() if d.parent == parent_id and d.iteration == iteration
+        ]
+        if existing:  # the child was made before an interruption: only finish it
+            child = existing[0]
+            if child.status == "verified":
+                await self._evaluate(child.design(), child.id)
+            return
+        await self._create(parent_id[:8], parent=parent_id, iteration=iteration)
+
+    async def _create(self, key: str, *, parent: str | None, iteration: int) -> None:
+        meta = MetaAgent(
+            self.meta_llm,
+            token_budget=self.settings.meta_token_budget,
+            seed=seed_of(self.config.run.seed, iteration, parent or "scratch"),
+        )
+        description = self.domain.description
+        if parent is None:
+            self.progress.set(key, "implementing from scratch")
+            written = await meta.from_scratch(description)
+        else:
+            self.progress.set(key, "analysing")
+            analysis = await self._analysis(meta, parent, iteration)
+            self.progress.set(key, "implementing")
+            record = self.archive.get(parent)
+            assert record is not None
+            written = await meta.implement(
+                record.design().source, analysis, description, parent_name=record.name
+            )
+        design, report, attempts = await self._verify(meta, written, key)
+        idea = written.idea
+        status: DesignStatus = "verified" if report.passed else "failed_verification"
+        self.archive.add_design(
+            design, parent=parent, iteration=iteration, idea=idea, status=status
+        )
+        for number, (attempt, attempt_report) in enumerate(attempts):
+            self.archive.add_verification(
+                design.id, number, attempt_report.passed, attempt_report.as_dict(), attempt.source
+            )
+        if report.passed:
+            await self._evaluate(design, key)
+        else:
+            self.progress.set(key, "failed verification")
+
+    async def _analysis(self, meta: MetaAgent, parent: str, iteration: int) -> Analysis:
+        done = [a for a in self.archive.analyses(parent) if a.iteration == iteration]
+        if done:
+            return Analysis.model_validate(done[0].analysis)
+        record = self.archive.get(parent)
+        assert record is not None
+        analysis = await meta.analyse(
+            record.design().source,
+            record.name,
+            record.score,
+            self.archive.reference_score(),
+            self._episodes(record),
+            self.domain.description,
+        )
+        self.archive.add_analysis(parent, iteration, analysis.model_dump())
+        return analysis
+
+    def _episodes(self, record: DesignRecord) -> list[dict[str, Any]]:
+        """A bounded sample of the parent's deploy episodes: failures and successes alike."""
+        if record.eval_key is None:
+            return []
+        rows = self.run.store.query(
+            "SELECT data, success FROM episodes WHERE label=? ORDER BY id", (record.eval_key,)
+        )
+        deploy = [json.loads(row["data"]) for row in rows]
+        deploy = [d for d in deploy if d.get("phase") == "deploy"]
+        wins = [d for d in deploy if d["episode"]["outcome"]["success"]]
+        losses = [d for d in deploy if not d["episode"]["outcome"]["success"]]
+        sample: list[dict[str, Any]] = []
+        limit = self.settings.analysis_episodes
+        while (wins or losses) and len(sample) < limit:
+            for pool in (losses, wins):
+                if pool and len(sample) < limit:
+                    entry = pool.pop(0)
+                    sample.append({**entry["episode"], "phase": entry["phase"]})
+        return sample
+
+    async def _verify(
+        self, meta: MetaAgent, written: Implementation, key: str
+    ) -> tuple[DesignSource, CheckReport, list[tuple[DesignSource, CheckReport]]]:
+        attempts: list[tuple[DesignSource, CheckReport]] = []
+        design = DesignSource(written.name, written.code, "generated")
+        for round_number in range(self.settings.max_repairs + 1):
+            self.progress.set(key, "verifying" if round_number == 0 else f"repair {round_number}")
+            report = await check_design(
+                design,
+                self.factory,
+                memory_chars=self.config.agent.memory_chars,
+            )
+            attempts.append((design, report))
+            if report.passed or round_number == self.settings.max_repairs:
+                break
+            fixed = await meta.repair(
+                design.source, report.summary(), self.domain.description, name=design.name
+            )
+            design = DesignSource(fixed.name or written.name, fixed.code, "generated")
+        return design, report, attempts
+
+    async def _evaluate(self, design: DesignSource, key: str) -> EvalResult:
+        self.progress.set(key, "evaluating")
+        prewarm = getattr(self.factory, "prewarm", None)
+        if prewarm is not None:
+            prewarm()
+        result = await self.evaluator.evaluate(
+            design, self.settings.split, quick=self.settings.quick
+        )
+        self.archive.record_evaluation(design.id, result, role="train")
+        self.progress.set(key, "done" if result.error is None else "evaluation failed")
+        self._update_best()
+        return result
+
+
+class LearnStopped(AlmaError):
+    """The loop stopped early (budget); what it did is saved and resumes with --resume."""

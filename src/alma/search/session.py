@@ -1,0 +1,165 @@
+"""``alma learn``, ``alma archive`` and ``alma show``: the search and its results on screen."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from alma.config import AlmaConfig, load_config
+from alma.domains.registry import get_domain
+from alma.errors import BudgetExceededError, UsageError
+from alma.run import Run
+from alma.search.archive import Archive, DesignRecord
+from alma.search.loop import Learner, Progress, Summary
+from alma.store import DATABASE, RunStore
+
+
+def resume_config(run_dir: Path, overrides: dict[str, Any]) -> AlmaConfig:
+    """A run's own settings (its ``config.toml``), with what the command line changes."""
+    if not (run_dir / DATABASE).is_file():
+        raise UsageError(f"{run_dir} is not a run directory", hint="give the folder a run wrote")
+    return load_config(run_dir / "config.toml", overrides)
+
+
+@dataclass
+class LearnOutcome:
+    run_dir: Path
+    summary: Summary
+
+
+async def run_learn(
+    config: AlmaConfig, domain_name: str, run_dir: Path | None, console: Console | None
+) -> LearnOutcome:
+    domain = get_domain(domain_name)
+    async with Run(config, run_dir, prefix="learn") as run:
+        run.store.set_meta("domain", domain.name)
+        status = console.status("starting") if console is not None else None
+        progress = Progress()
+        spent = run.ledger
+
+        def show(state: Progress) -> None:
+            if status is None:
+                return
+            stages = ", ".join(f"{key} {stage}" for key, stage in state.stages.items())
+            best = f"best {state.best[0]} {state.best[1]:.3f}" if state.best else "no score yet"
+            status.update(
+                f"iteration {state.iteration}/{state.iterations} | {stages or 'between steps'} | "
+                f"${spent.total.cost_usd:.4f}, {spent.total.tokens:,} tokens | {best}"
+            )
+
+        progress.notify = show
+        learner = Learner(run, domain, progress=progress)
+        try:
+            if status is not None:
+                with status:
+                    summary = await learner.learn()
+            else:
+                summary = await learner.learn()
+        except BudgetExceededError as error:
+            summary = learner.summary(stopped=error.message)
+        return LearnOutcome(run.path, summary)
+
+
+def open_archive(run_dir: Path) -> tuple[RunStore, Archive]:
+    if not (run_dir / DATABASE).is_file():
+        raise UsageError(f"{run_dir} is not a run directory", hint="give the folder a run wrote")
+    store = RunStore(run_dir)
+    return store, Archive(store)
+
+
+def design_rows(archive: Archive) -> list[dict[str, Any]]:
+    records = sorted(
+        archive.designs(), key=lambda d: (d.score is None, -(d.score or 0.0), d.created)
+    )
+    return [record_row(archive, d) for d in records]
+
+
+def record_row(archive: Archive, record: DesignRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "name": record.name,
+        "parent": record.parent,
+        "origin": record.origin,
+        "iteration": record.iteration,
+        "status": record.status,
+        "score": record.score,
+        "stderr": record.stderr,
+        "gain": archive.gain(record.id),
+        "cost_usd": record.cost,
+        "times_chosen": record.times_chosen,
+        "idea": record.idea,
+    }
+
+
+def archive_table(archive: Archive, rows: list[dict[str, Any]], limit: int | None = None) -> Table:
+    reference = archive.reference_score()
+    title = "designs" + (f" (reference score {reference:.3f})" if reference is not None else "")
+    table = Table(title=title)
+    for column in ("id", "name", "parent", "origin", "it", "status", "score", "gain", "$"):
+        table.add_column(column)
+    for row in rows[:limit]:
+        score = "-" if row["score"] is None else f"{row['score']:.3f} ± {row['stderr'] or 0:.3f}"
+        gain = "-" if row["gain"] is None else f"{row['gain']:+.3f}"
+        cost = "-" if row["cost_usd"] is None else f"{row['cost_usd']:.4f}"
+        table.add_row(
+            row["id"],
+            row["name"],
+            (row["parent"] or "-")[:12],
+            row["origin"],
+            str(row["iteration"]),
+            row["status"],
+            score,
+            gain,
+            cost,
+        )
+    return table
+
+
+def show_design(console: Console, archive: Archive, design_id: str, as_json: bool) -> None:
+    matches = [d for d in archive.designs() if d.id.startswith(design_id)]
+    if len(matches) != 1:
+        what = "no design" if not matches else f"{len(matches)} designs"
+        raise UsageError(
+            f"{what} with an id starting {design_id!r}", hint="`alma archive DIR` lists the ids"
+        )
+    record = matches[0]
+    analyses = [a.analysis for a in archive.analyses(record.id)]
+    verifications = [
+        {"attempt": v.attempt, "passed": v.passed, "report": v.report}
+        for v in archive.verifications(record.id)
+    ]
+    evaluations = [
+        {"role": e.role, "key": e.key, "split": e.split, "score": e.score, "error": e.error}
+        for e in archive.evaluations(record.id)
+    ]
+    if as_json:
+        data = {
+            **record_row(archive, record),
+            "source": record.design().source,
+            "lineage": archive.lineage(record.id),
+            "analyses_of_it": analyses,
+            "verifications": verifications,
+            "evaluations": evaluations,
+        }
+        console.print_json(json.dumps(data, default=str))
+        return
+    row = record_row(archive, record)
+    console.print(f"[bold]{record.name}[/] {record.id} ({record.origin}, {record.status})")
+    console.print(f"idea: {record.idea or '-'}", highlight=False)
+    console.print(f"lineage: {' -> '.join(archive.lineage(record.id))}")
+    for evaluation in evaluations:
+        console.print(f"evaluation ({evaluation['role']}, {evaluation['split']}): {evaluation}")
+    for attempt in verifications:
+        verdict = "passed" if attempt["passed"] else "failed"
+        console.print(f"verification attempt {attempt['attempt']}: {verdict}")
+    if analyses:
+        console.print("analysis of this design (latest):")
+        console.print_json(json.dumps(analyses[-1]))
+    console.print(f"gain over parent: {row['gain']}")
+    console.rule("code")
+    console.print(record.design().source, markup=False, highlight=False)
