@@ -24,6 +24,7 @@ from typer.exceptions import TyperException
 from alma import __version__
 from alma.config import AlmaConfig, config_as_toml_dict, load_config
 from alma.errors import AlmaError, BudgetExceededError
+from alma.memory.loading import DesignSource
 from alma.types import SPLITS, Episode, Split, to_dict
 
 app = typer.Typer(
@@ -328,7 +329,9 @@ def finish(episode: Episode) -> None:
 def eval_command(
     domain: DomainOption,
     memory: Annotated[str | None, typer.Option("--memory", help="reference design name")] = None,
-    design: Annotated[str | None, typer.Option("--design", help="design file (.py)")] = None,
+    design: Annotated[
+        str | None, typer.Option("--design", help="design file (.py), or an id in --run-dir")
+    ] = None,
     split: SplitOption = "eval_in_distribution",
     rollout: Rollout = None,
     quick: Quick = False,
@@ -373,11 +376,16 @@ def eval_command(
             "max_retrieve_concurrency": max_retrieve_concurrency,
         },
     )
+    chosen: str | DesignSource = memory or design or ""
+    if design is not None and run_dir is not None and not Path(design).is_file():
+        from alma.search.session import archived_design
+
+        chosen = archived_design(run_dir, design)  # an id from the run's archive
     outcome = asyncio.run(
         run_evaluations(
             config,
             domain,
-            [memory or design or ""],
+            [chosen],
             check_split(split),
             quick=quick,
             run_dir=run_dir,
@@ -386,6 +394,10 @@ def eval_command(
         )
     )
     result = outcome.results[0]
+    if isinstance(chosen, DesignSource) and run_dir is not None and not outcome.stopped:
+        from alma.search.session import record_in_archive
+
+        record_in_archive(run_dir, result)  # `alma show` lists it with the design
     if as_json:
         print_json({**result.as_dict(), "run_dir": str(outcome.run_dir)})
     else:

@@ -26,7 +26,8 @@ class Run:
         self.config = config
         self.path = path if path is not None else new_run_dir(config.run.root, prefix)
         self.store = RunStore(self.path)
-        self.store.write_config(config_as_toml_dict(config))
+        if not (self.path / "config.toml").exists():  # what the run was started with stays
+            self.store.write_config(config_as_toml_dict(config))
         budget = Budget(config.budget.usd, config.budget.tokens)
         self.ledger = Ledger(PriceTable(config.prices), budget, self.store)
         self.models = ModelFactory(config, self.ledger)

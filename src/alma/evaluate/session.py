@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from alma.domains.registry import get_domain
 from alma.errors import BudgetExceededError
 from alma.evaluate.compare import ComparisonRow, compare
 from alma.evaluate.protocol import EvalResult, Evaluator, select_tasks
-from alma.memory.loading import resolve_design
+from alma.memory.loading import DesignSource, resolve_design
 from alma.run import Run
 from alma.types import Split
 
@@ -29,7 +30,7 @@ class Outcome:
 async def run_evaluations(
     config: AlmaConfig,
     domain_name: str,
-    specs: list[str],
+    specs: Sequence[str | DesignSource],
     split: Split,
     *,
     quick: bool,
@@ -38,7 +39,8 @@ async def run_evaluations(
     console: Console | None,
 ) -> Outcome:
     domain = get_domain(domain_name)
-    designs = [resolve_design(spec) for spec in specs]  # fail on a bad name before any work
+    # fail on a bad name before any work
+    designs = [spec if isinstance(spec, DesignSource) else resolve_design(spec) for spec in specs]
     build, deploy = select_tasks(domain, split, config.eval, quick=quick, seed=config.run.seed)
     per_design = len(build) + config.eval.repeats * len(deploy)
     count = len(designs) + (comparison and all(d.name != "no_memory" for d in designs))

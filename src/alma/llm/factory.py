@@ -2,7 +2,8 @@
 
 Spec strings:
 
-- ``scripted`` / ``scripted:<policy or rules.json>``: the deterministic test double;
+- ``scripted`` / ``scripted:<policy or rules.json>``, optionally ``@<seconds>`` of simulated
+  latency per call: the deterministic test double;
 - ``openai:<model>[@<reasoning effort>]``: OpenAI, or any OpenAI-compatible endpoint given by
   ``--base-url`` / ``OPENAI_BASE_URL`` (vLLM, Ollama, llama.cpp server, a LiteLLM proxy);
 - ``local``, ``local-small``, ``local:/path/model.gguf``: the embedded llama.cpp server.
@@ -36,6 +37,7 @@ class ModelSpec:
     provider: Provider
     name: str  # the model name sent to the endpoint (or the scripted / local argument)
     effort: str | None = None
+    latency_s: float = 0.0  # scripted only: simulated time per call
 
     @property
     def label(self) -> str:
@@ -47,9 +49,17 @@ class ModelSpec:
 
 def parse_model_spec(spec: str) -> ModelSpec:
     text = spec.strip()
+    if text == "scripted" or text.startswith(("scripted:", "scripted@")):
+        body, _, latency = text.partition("@")  # scripted[:policy][@seconds of latency]
+        try:
+            seconds = float(latency) if latency else 0.0
+        except ValueError:
+            raise UnknownModelError(
+                f"bad latency {latency!r} in model spec {spec!r}",
+                hint="write seconds, e.g. scripted@0.05",
+            ) from None
+        return ModelSpec("scripted", body.partition(":")[2], latency_s=seconds)
     provider, _, rest = text.partition(":")
-    if provider == "scripted":
-        return ModelSpec("scripted", rest)
     if provider in ("local", "local-small"):
         return ModelSpec("local", rest or provider)
     if provider == "openai" and rest:
@@ -114,7 +124,7 @@ class ModelFactory:
 
     def _build(self, spec: ModelSpec) -> LLM:
         if spec.provider == "scripted":
-            return scripted_from_spec(spec.name)
+            return scripted_from_spec(spec.name, latency_s=spec.latency_s)
         if spec.provider == "openai":
             return self._openai(spec)
         raise MissingDependencyError(

@@ -28,6 +28,7 @@ from alma.config import AlmaConfig
 from alma.domains.base import Domain
 from alma.errors import AlmaError
 from alma.evaluate.protocol import EvalResult, Evaluator
+from alma.llm.factory import parse_model_spec
 from alma.memory.loading import DesignSource, reference_design, reference_names
 from alma.run import Run
 from alma.sandbox.check import CheckReport, check_design
@@ -78,7 +79,10 @@ def seed_of(*parts: object) -> int:
 
 def meta_spec(config: AlmaConfig) -> str:
     """The meta model's spec; plain ``scripted`` means the meta agent's own scripted double."""
-    return "scripted:meta" if config.models.meta == "scripted" else config.models.meta
+    spec = parse_model_spec(config.models.meta)
+    if spec.provider == "scripted" and not spec.name:
+        return f"scripted:meta@{spec.latency_s}"
+    return config.models.meta
 
 
 class Learner:

@@ -13,6 +13,8 @@ from rich.table import Table
 from alma.config import AlmaConfig, load_config
 from alma.domains.registry import get_domain
 from alma.errors import BudgetExceededError, UsageError
+from alma.evaluate.protocol import EvalResult
+from alma.memory.loading import DesignSource
 from alma.run import Run
 from alma.search.archive import Archive, DesignRecord
 from alma.search.loop import Learner, Progress, Summary
@@ -72,6 +74,35 @@ def open_archive(run_dir: Path) -> tuple[RunStore, Archive]:
     return store, Archive(store)
 
 
+def find_record(archive: Archive, design_id: str) -> DesignRecord:
+    matches = [d for d in archive.designs() if d.id.startswith(design_id)]
+    if len(matches) != 1:
+        what = "no design" if not matches else f"{len(matches)} designs"
+        raise UsageError(
+            f"{what} with an id starting {design_id!r}", hint="`alma archive DIR` lists the ids"
+        )
+    return matches[0]
+
+
+def archived_design(run_dir: Path, design_id: str) -> DesignSource:
+    """The code of an archived design, to evaluate it again (on another split, say)."""
+    store, archive = open_archive(run_dir)
+    try:
+        return find_record(archive, design_id).design()
+    finally:
+        store.close()
+
+
+def record_in_archive(run_dir: Path, result: EvalResult) -> None:
+    """Link an evaluation of an archived design to it, under its split's name."""
+    store, archive = open_archive(run_dir)
+    try:
+        if archive.get(result.design_id) is not None and result.split != "train":
+            archive.record_evaluation(result.design_id, result, role=result.split)
+    finally:
+        store.close()
+
+
 def design_rows(archive: Archive) -> list[dict[str, Any]]:
     records = sorted(
         archive.designs(), key=lambda d: (d.score is None, -(d.score or 0.0), d.created)
@@ -121,13 +152,7 @@ def archive_table(archive: Archive, rows: list[dict[str, Any]], limit: int | Non
 
 
 def show_design(console: Console, archive: Archive, design_id: str, as_json: bool) -> None:
-    matches = [d for d in archive.designs() if d.id.startswith(design_id)]
-    if len(matches) != 1:
-        what = "no design" if not matches else f"{len(matches)} designs"
-        raise UsageError(
-            f"{what} with an id starting {design_id!r}", hint="`alma archive DIR` lists the ids"
-        )
-    record = matches[0]
+    record = find_record(archive, design_id)
     analyses = [a.analysis for a in archive.analyses(record.id)]
     verifications = [
         {"attempt": v.attempt, "passed": v.passed, "report": v.report}

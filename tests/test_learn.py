@@ -1,0 +1,144 @@
+"""alma learn end to end with the scripted models: lineage, repair, failure, resume, determinism."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alma.cli import main
+
+LEARN = ["learn", "--domain", "toy", "--meta-model", "scripted", "--agent-model", "scripted"]
+
+
+def learn(capsys: pytest.CaptureFixture[str], run_dir: Path, *extra: str) -> dict[str, Any]:
+    code = main([*LEARN, "--quick", "--json", "--run-dir", str(run_dir), *extra])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0, data
+    return data
+
+
+def archive_rows(run_dir: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(run_dir / "alma.sqlite") as db:
+        return db.execute(
+            "SELECT d.id, d.parent, d.iteration, d.status, e.score FROM designs d "
+            "LEFT JOIN design_evaluations e ON e.design_id = d.id AND e.role = 'train' "
+            "ORDER BY d.id"
+        ).fetchall()
+
+
+def test_learn_builds_an_archive_with_lineage_repair_and_failure(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    data = learn(capsys, run_dir, "--iterations", "2")
+    designs = data["designs"]
+    assert data["reference_score"] is not None and data["iterations_done"] == 2
+    evaluated = [d for d in designs if d["status"] == "evaluated"]
+    assert len(evaluated) >= 3
+    assert any(d["parent"] for d in evaluated)  # lineage
+    assert any(d["status"] == "failed_verification" for d in designs)
+    with sqlite3.connect(run_dir / "alma.sqlite") as db:
+        repaired = db.execute(
+            "SELECT subject FROM verifications GROUP BY subject "
+            "HAVING COUNT(*) > 1 AND MAX(attempt) = MAX(CASE WHEN passed THEN attempt END)"
+        ).fetchall()
+        episodes = db.execute("SELECT label, COUNT(*) FROM episodes GROUP BY label").fetchall()
+        meta_calls = db.execute("SELECT COUNT(*) FROM llm_calls WHERE purpose='meta'").fetchone()
+    assert repaired, "no design was repaired"
+    assert all(count == 11 for _, count in episodes)  # every evaluation ran once, fully
+    assert meta_calls[0] > 0
+    for row in designs:
+        assert (run_dir / "designs" / f"{row['id']}.py").is_file()
+
+
+def test_archive_show_and_eval_of_an_archived_design(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    data = learn(capsys, run_dir, "--iterations", "1")
+    child = next(d for d in data["designs"] if d["parent"] and d["status"] == "evaluated")
+    assert main(["archive", str(run_dir), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {row["id"] for row in rows} == {row["id"] for row in data["designs"]}
+    assert main(["show", str(run_dir), child["id"][:6], "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["lineage"][-1] == child["id"] and "class" in shown["source"]
+    assert shown["verifications"][-1]["passed"]
+    code = main(
+        [
+            "eval",
+            "--domain",
+            "toy",
+            "--design",
+            child["id"],
+            "--run-dir",
+            str(run_dir),
+            "--split",
+            "eval_in_distribution",
+            "--quick",
+            "--json",
+        ]
+    )
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["design_id"] == child["id"]
+    assert main(["show", str(run_dir), child["id"], "--json"]) == 0
+    roles = {e["role"] for e in json.loads(capsys.readouterr().out)["evaluations"]}
+    assert roles == {"train", "eval_in_distribution"}
+    assert main(["show", str(run_dir), "zzzz"]) == 2
+
+
+def test_same_seed_same_archive(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    learn(capsys, tmp_path / "a", "--iterations", "2")
+    learn(capsys, tmp_path / "b", "--iterations", "2")
+    assert archive_rows(tmp_path / "a") == archive_rows(tmp_path / "b")
+
+
+def test_resume_after_kill_9(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """SIGKILL in the middle of an iteration, resume: the same archive as an uninterrupted run,
+    and no evaluation run twice."""
+    whole = tmp_path / "whole"
+    learn(capsys, whole, "--iterations", "3")
+
+    killed = tmp_path / "killed"
+    slow = [*LEARN[:-1], "scripted@0.004", "--quick", "--iterations", "3", "--run-dir", str(killed)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "alma", *slow, "--json"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+        env=os.environ.copy(),
+    )
+    database = killed / "alma.sqlite"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        time.sleep(0.1)
+        try:
+            with sqlite3.connect(database) as db:
+                if db.execute("SELECT COUNT(*) FROM selections").fetchone()[0] >= 2:
+                    break
+        except sqlite3.OperationalError:
+            continue
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    with sqlite3.connect(database) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+    code = main([*slow[:-2], "--resume", str(killed), "--json"])  # the same settings
+    assert code == 0, capsys.readouterr()
+    capsys.readouterr()
+    assert archive_rows(killed) == archive_rows(whole)
+    with sqlite3.connect(database) as db:
+        statuses = db.execute("SELECT status FROM evaluations").fetchall()
+        per_label = db.execute("SELECT label, COUNT(*) FROM episodes GROUP BY label").fetchall()
+    with sqlite3.connect(whole / "alma.sqlite") as db:
+        evaluations = db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+    assert all(status == ("done",) for status in statuses)
+    assert len(statuses) == evaluations
+    assert all(count == 11 for _, count in per_label)
