@@ -49,6 +49,9 @@ class DesignRunner(Protocol):
 
     async def fork(self) -> DesignRunner: ...
 
+    async def reload(self) -> None:
+        """Go on with a copy of the memory made through a snapshot (tests that it copies)."""
+
     async def close(self) -> None: ...
 
 
@@ -114,6 +117,9 @@ class InProcessRunner:
 
     async def checkpoint(self) -> None:
         return None
+
+    async def reload(self) -> None:
+        self.design = (await self.fork()).design
 
     async def fork(self) -> InProcessRunner:
         try:

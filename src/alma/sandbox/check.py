@@ -212,6 +212,9 @@ async def smoke_run(
         results["construct"] = getattr(error, "message", str(error))
         return results
     results["construct"] = "ok"
+    prewarm = getattr(factory, "prewarm", None)
+    if prewarm is not None:  # the next check (or evaluation) finds a worker already up
+        prewarm()
     try:
         for index, episode in enumerate(synthetic_episodes(), 1):
             update = await runner.update(episode)
@@ -229,9 +232,9 @@ async def smoke_run(
                 else "ok"
             )
         try:
-            copy = await runner.fork()
-            await copy.close()
-            results["copy"] = "ok"
+            await runner.reload()  # snapshot, load it back, and go on with the copy
+            again = await runner.retrieve(probe)
+            results["copy"] = again.error or "ok"
         except Exception as error:
             results["copy"] = getattr(error, "message", str(error))
     finally:

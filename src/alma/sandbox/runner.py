@@ -364,6 +364,18 @@ class SandboxRunner:
             )
         self.snapshot = value
 
+    async def reload(self) -> None:
+        await self.checkpoint()
+        _, error = await self._call(
+            "restore",
+            self.settings.update_timeout_s,
+            state=self.snapshot,
+            name=self.design.name,
+            source=self.design.source,
+        )
+        if error is not None:
+            raise DesignFailedError(f"the memory's snapshot does not load back: {error}")
+
     async def fork(self) -> SandboxRunner:
         await self.checkpoint()
         copy = SandboxRunner(self.design, self.services, self.seed, self.settings)

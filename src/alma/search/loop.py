@@ -40,6 +40,7 @@ from alma.search.selection import make_selector
 log = logging.getLogger("alma.search")
 
 REFERENCE = "no_memory"
+META_STAGES = ("analysis", "implementation", "from_scratch", "repair")
 Stage = str  # analysing, implementing, verifying, repairing, evaluating, done, failed
 
 
@@ -101,7 +102,12 @@ class Learner:
         self.archive = Archive(run.store)
         self.evaluator = evaluator or Evaluator(run, domain)
         self.progress = progress or Progress()
-        self.meta_llm = run.models.llm(meta_spec(self.config), "meta")
+        # one metered model per meta step, so the ledger tells what each stage costs
+        spec = meta_spec(self.config)
+        self.meta_llms = {
+            stage: run.models.llm(spec, "meta", ledger=run.ledger.child(f"meta:{stage}"))
+            for stage in META_STAGES
+        }
         self.factory = self.evaluator.runner_factory
 
     # ------------------------------------------------------------------ the loop
@@ -182,26 +188,31 @@ class Learner:
             return
         await self._create(parent_id[:8], parent=parent_id, iteration=iteration)
 
-    async def _create(self, key: str, *, parent: str | None, iteration: int) -> None:
-        meta = MetaAgent(
-            self.meta_llm,
+    def _meta(self, stage: str, iteration: int, parent: str | None) -> MetaAgent:
+        return MetaAgent(
+            self.meta_llms[stage],
             token_budget=self.settings.meta_token_budget,
             seed=seed_of(self.config.run.seed, iteration, parent or "scratch"),
         )
+
+    async def _create(self, key: str, *, parent: str | None, iteration: int) -> None:
         description = self.domain.description
         if parent is None:
             self.progress.set(key, "implementing from scratch")
-            written = await meta.from_scratch(description)
+            written = await self._meta("from_scratch", iteration, parent).from_scratch(description)
         else:
             self.progress.set(key, "analysing")
-            analysis = await self._analysis(meta, parent, iteration)
+            analysis = await self._analysis(
+                self._meta("analysis", iteration, parent), parent, iteration
+            )
             self.progress.set(key, "implementing")
             record = self.archive.get(parent)
             assert record is not None
-            written = await meta.implement(
+            written = await self._meta("implementation", iteration, parent).implement(
                 record.design().source, analysis, description, parent_name=record.name
             )
-        design, report, attempts = await self._verify(meta, written, key)
+        repairer = self._meta("repair", iteration, parent)
+        design, report, attempts = await self._verify(repairer, written, key)
         idea = written.idea
         status: DesignStatus = "verified" if report.passed else "failed_verification"
         self.archive.add_design(
