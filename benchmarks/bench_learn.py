@@ -78,19 +78,20 @@ async def main(iterations: int, latency: float) -> int:
     per_eval = clock.seconds.get("evaluation", 0.0) / evaluations
     share = (loop_own / evaluations) / per_eval
     print(
-        f"alma learn, {iterations} iterations, 1 parent each, scripted latency {latency * 1000:.0f} ms"
+        f"alma learn, {iterations} iterations, 1 parent each, "
+        f"scripted latency {latency * 1000:.0f} ms"
     )
     print(f"  total wall time        : {total:.2f} s")
     for name in sorted(clock.seconds):
         print(f"  {name:<23}: {clock.seconds[name]:.2f} s over {clock.counts[name]} calls")
-    print(
-        f"  loop's own             : {loop_own:.3f} s ({loop_own / evaluations * 1000:.1f} ms per evaluated design)"
-    )
+    per_design_ms = loop_own / evaluations * 1000
+    print(f"  loop's own             : {loop_own:.3f} s ({per_design_ms:.1f} ms per design)")
     print(f"  per evaluation         : {per_eval:.2f} s -> loop's own share {share * 100:.2f}%")
     print("meta tokens per call, by stage (scripted meta model: estimated tokens)")
     for row in rows:
         print(
-            f"  {row['scope']:<20} {row['n']:>3} calls, prompt {row['p']:>8.0f}, completion {row['c']:>6.0f}"
+            f"  {row['scope']:<20} {row['n']:>3} calls, "
+            f"prompt {row['p']:>8.0f}, completion {row['c']:>6.0f}"
         )
     verdict = "PASS" if share < TARGET else "FAIL"
     print(f"target: loop's own cost < {TARGET * 100:.0f}% of an evaluation: {verdict}")
