@@ -39,7 +39,7 @@ app.add_typer(config_app, name="config")
 
 # results go to stdout; when it is not a terminal, wide enough for tables, never wrapped
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)  # error lines stay one line
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 
 class State:

@@ -60,6 +60,7 @@ class MemoryCalls:
     update_seconds: float = 0.0
     truncated: int = 0
     errors: list[str] = field(default_factory=list)  # the first few, for the report
+    traces: list[str] = field(default_factory=list)  # their tracebacks, where they crashed
 
     def add(self, kind: str, result: CallResult) -> None:
         if kind == "retrieve":
@@ -72,6 +73,8 @@ class MemoryCalls:
             self.update_errors += result.error is not None
         if result.error is not None and len(self.errors) < 5:
             self.errors.append(f"{kind}: {result.error}")
+            if result.trace:
+                self.traces.append(result.trace)
 
     @property
     def failed_calls(self) -> int:

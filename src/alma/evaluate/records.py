@@ -94,7 +94,11 @@ class EvaluationRecords:
     ) -> None:
         data: dict[str, Any] = {"phase": phase, "repeat": repeat, "episode": to_dict(episode)}
         if retrieved is not None:
-            data["retrieve"] = {"error": retrieved.error, "seconds": retrieved.seconds}
+            data["retrieve"] = {
+                "error": retrieved.error,
+                "seconds": retrieved.seconds,
+                "trace": retrieved.trace,
+            }
         self.store.add_episode(
             domain=result.domain,
             task_id=task.id,

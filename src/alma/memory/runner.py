@@ -16,6 +16,7 @@ import asyncio
 import json
 import pickle
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,6 +34,7 @@ class CallResult:
     value: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    trace: str = ""  # the end of the design's traceback, when it crashed
 
 
 class DesignFailedError(AlmaError):
@@ -103,7 +105,8 @@ class InProcessRunner:
                 {}, f"{what} took longer than {limit_s:g} s", time.perf_counter() - started
             )
         except Exception as exc:  # the design's fault, recorded not raised
-            result = CallResult({}, describe_failure(exc), time.perf_counter() - started)
+            trace = "".join(traceback.format_exception(exc)[-4:])
+            result = CallResult({}, describe_failure(exc), time.perf_counter() - started, trace)
         budget_error = getattr(self.services, "budget_error", None)
         if budget_error is not None:  # the design caught it; the run must still stop
             raise budget_error

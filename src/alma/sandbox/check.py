@@ -25,7 +25,8 @@ from alma.types import Episode, EpisodeStart, Outcome, Step
 
 Severity = Literal["error", "warning"]
 
-ALLOWED_PACKAGES = {"numpy", "networkx", "pydantic", "alma"}
+#: What a design may import besides the standard library (the meta agent is told the same).
+ALLOWED_LIBRARIES = ("numpy", "networkx", "pydantic")
 ALLOWED_ALMA = ("alma.memory", "alma.types")
 DENIED_STDLIB = {
     "os",
@@ -166,7 +167,7 @@ def _import_problem(module: str) -> str | None:
         if not module.startswith(ALLOWED_ALMA):
             return f"imports {module}: only alma.memory and alma.types are public to designs"
         return None
-    if top in ALLOWED_PACKAGES:
+    if top in ALLOWED_LIBRARIES:
         return None
     if top in DENIED_STDLIB:
         return f"imports {module}, which a memory design should not need"

@@ -302,7 +302,7 @@ class SandboxRunner:
                 hint="run `alma check` on the design for details",
             ) from None
 
-    async def _call(self, op: str, timeout_s: float, **fields: Any) -> tuple[Any, str | None]:
+    async def _call(self, op: str, timeout_s: float, **fields: Any) -> tuple[Any, str | None, str]:
         """The call's value, or the reason it failed (the worker restarted if it died)."""
         worker = self.worker
         if worker is None or worker.failure is not None:
@@ -311,7 +311,7 @@ class SandboxRunner:
             answer = await worker.request(op, timeout_s, **fields)
         except WorkerFailure as failure:
             await self._recover(worker)
-            return None, f"{failure.kind}: {failure.message}"
+            return None, f"{failure.kind}: {failure.message}", failure.trace[-2000:]
         budget_error = getattr(self.services, "budget_error", None)
         if budget_error is not None:  # the design caught it; the run must still stop
             raise budget_error
@@ -320,8 +320,9 @@ class SandboxRunner:
             kind = error.get("kind", "crash")
             if kind == "budget":
                 raise BudgetExceededError(str(error.get("message", "budget reached")))
-            return None, f"{kind}: {error.get('message', '')}"
-        return answer.get("value"), None
+            message = f"{kind}: {error.get('message', '')}"
+            return None, message, str(error.get("traceback", ""))[-2000:]
+        return answer.get("value"), None, ""
 
     async def _recover(self, failed: Worker | None) -> Worker:
         """Replace a dead worker once, however many calls saw it die."""
@@ -337,7 +338,7 @@ class SandboxRunner:
 
     async def retrieve(self, start: EpisodeStart) -> CallResult:
         started = time.perf_counter()
-        value, error = await self._call(
+        value, error, trace = await self._call(
             "retrieve", self.settings.retrieve_timeout_s, start=to_dict(start)
         )
         if error is None:
@@ -345,18 +346,19 @@ class SandboxRunner:
                 value = check_retrieved(value)
             except TypeError as problem:
                 error = f"protocol: {problem}"
-        return CallResult(value if error is None else {}, error, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        return CallResult(value if error is None else {}, error, elapsed, trace)
 
     async def update(self, episode: Episode) -> CallResult:
         started = time.perf_counter()
-        _, error = await self._call(
+        _, error, trace = await self._call(
             "update", self.settings.update_timeout_s, episode=to_dict(episode)
         )
-        return CallResult({}, error, time.perf_counter() - started)
+        return CallResult({}, error, time.perf_counter() - started, trace)
 
     async def checkpoint(self) -> None:
         """Keep a snapshot of the memory, so a restarted worker resumes from here."""
-        value, error = await self._call("snapshot", self.settings.update_timeout_s)
+        value, error, _ = await self._call("snapshot", self.settings.update_timeout_s)
         if error is not None or not isinstance(value, str):
             raise DesignFailedError(
                 f"the built memory cannot be copied: {error}",
@@ -366,7 +368,7 @@ class SandboxRunner:
 
     async def reload(self) -> None:
         await self.checkpoint()
-        _, error = await self._call(
+        _, error, _ = await self._call(
             "restore",
             self.settings.update_timeout_s,
             state=self.snapshot,

@@ -53,6 +53,7 @@ class Progress:
     stages: dict[str, Stage] = field(default_factory=dict)
     best: tuple[str, float] | None = None
     notify: Callable[[Progress], None] | None = None
+    iteration_done: Callable[[int], None] | None = None  # e.g. print the best designs so far
 
     def set(self, key: str, stage: Stage) -> None:
         self.stages[key] = stage
@@ -138,6 +139,8 @@ class Learner:
             self.archive.save_state({"iteration": iteration, "selector": selector.state()})
             self.progress.clear()
             self._update_best()
+            if self.progress.iteration_done is not None:
+                self.progress.iteration_done(iteration)
         return self.summary()
 
     def summary(self, stopped: str | None = None) -> Summary:

@@ -23,10 +23,11 @@ from alma.agent.actor import Actor
 from alma.memory.base import MemoryDesign
 from alma.memory.stores import Hit, KVStore, VectorStore
 from alma.memory.toolkit import MemoryLLM, Toolkit
+from alma.sandbox.check import ALLOWED_ALMA, ALLOWED_LIBRARIES
 from alma.types import Episode, EpisodeStart, Outcome, OutcomeReason, Step, Usage
 
 #: Modules a design may import besides the standard library.
-ALLOWED_IMPORTS: tuple[str, ...] = ("numpy", "networkx", "pydantic", "alma.memory", "alma.types")
+ALLOWED_IMPORTS: tuple[str, ...] = (*ALLOWED_LIBRARIES, *ALLOWED_ALMA)
 
 #: Toolkit members the harness uses; a design must not call them.
 HARNESS_ONLY: frozenset[str] = frozenset({"services", "bind"})

@@ -56,6 +56,15 @@ async def run_learn(
 
         progress.notify = show
         learner = Learner(run, domain, progress=progress)
+
+        def best_so_far(iteration: int) -> None:
+            if console is not None:
+                rows = design_rows(learner.archive)
+                table = archive_table(learner.archive, rows, limit=5)
+                table.title = f"after iteration {iteration}: best designs"
+                console.print(table)
+
+        progress.iteration_done = best_so_far
         try:
             if status is not None:
                 with status:
