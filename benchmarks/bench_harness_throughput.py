@@ -64,7 +64,7 @@ async def protocol(tasks: int, concurrency: int, latency: float) -> float:
     with tempfile.TemporaryDirectory() as folder:
         config = load_config(
             overrides={
-                "models": {"agent": "scripted"},
+                "models": {"agent": "scripted", "embedder": "hash"},
                 "eval": {
                     "tasks": tasks,
                     "max_episodes_concurrency": concurrency,

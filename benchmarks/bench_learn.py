@@ -52,7 +52,11 @@ async def main(iterations: int, latency: float) -> int:
     with tempfile.TemporaryDirectory() as folder:
         config = load_config(
             overrides={
-                "models": {"agent": f"scripted@{latency}", "meta": f"scripted@{latency}"},
+                "models": {
+                    "agent": f"scripted@{latency}",
+                    "meta": f"scripted@{latency}",
+                    "embedder": "hash",
+                },
                 "learn": {"iterations": iterations, "parents_per_iteration": 1, "quick": True},
                 "run": {"root": folder},
             },

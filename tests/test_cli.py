@@ -137,7 +137,8 @@ def test_config_show_merges_file_and_flags(
 
 
 def test_unreachable_base_url(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    (tmp_path / "alma.toml").write_text("[llm]\nmax_retries = 1\nbackoff_base_s = 0.01\n")
+    with (tmp_path / "alma.toml").open("a") as settings:
+        settings.write("[llm]\nmax_retries = 1\nbackoff_base_s = 0.01\n")
     url = f"http://127.0.0.1:{closed_port()}/v1"
     code, _, err = run(
         capsys, "play", "--domain", "toy", "--agent-model", "openai:gpt-5-nano", "--base-url", url

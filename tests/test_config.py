@@ -7,9 +7,15 @@ from alma.errors import ConfigError
 
 
 def test_defaults_without_file(tmp_path: Path) -> None:
-    config = load_config(cwd=tmp_path)
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    config = load_config(cwd=empty)
     assert config == AlmaConfig()
-    assert config.models.agent == "scripted"
+    assert (config.models.agent, config.models.meta, config.models.embedder) == ("local",) * 3
+
+
+def test_the_folder_settings_file_is_read(tmp_path: Path) -> None:
+    assert load_config(cwd=tmp_path).models.agent == "scripted"  # conftest's alma.toml
 
 
 def test_file_then_flags(tmp_path: Path) -> None:

@@ -103,7 +103,8 @@ def test_compare_json_adds_the_reference(capsys: pytest.CaptureFixture[str]) -> 
 def test_a_faulty_design_costs_failed_calls_not_the_evaluation(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    (tmp_path / "alma.toml").write_text("[eval]\nretrieve_timeout_s = 0.2\n")
+    with (tmp_path / "alma.toml").open("a") as settings:
+        settings.write("[eval]\nretrieve_timeout_s = 0.2\n")
     code, out, _ = run_cli(
         capsys,
         "eval",

@@ -178,6 +178,8 @@ def main_options(
         handlers=[RichHandler(console=err, show_path=False, show_time=False)],
         force=True,
     )
+    for chatty in ("httpx", "httpcore", "openai"):  # one line per request is noise, not news
+        logging.getLogger(chatty).setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 @app.command()

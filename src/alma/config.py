@@ -23,10 +23,10 @@ class _Section(BaseModel):
 
 
 class ModelsConfig(_Section):
-    meta: str = Field("scripted", description="model spec of the meta agent")
-    agent: str = Field("scripted", description="model spec of the acting agent")
+    meta: str = Field("local", description="model spec of the meta agent")
+    agent: str = Field("local", description="model spec of the acting agent")
     memory: str | None = Field(None, description="model spec of memory designs (default: agent)")
-    embedder: str = Field("hash", description="embedding spec: hash, local, openai:<model>")
+    embedder: str = Field("local", description="embedding spec: local, hash, openai:<model>")
 
 
 class LLMConfig(_Section):
@@ -42,6 +42,20 @@ class LLMConfig(_Section):
     temperature: float = Field(0.0, ge=0, description="default sampling temperature")
     cache: bool = Field(True, description="reuse answers to identical deterministic calls")
     cache_path: Path | None = Field(None, description="response cache file (default: user cache)")
+
+
+class LocalConfig(_Section):
+    """The embedded llama.cpp server of the ``local`` model specs."""
+
+    slots: int | None = Field(
+        None, ge=1, description="requests decoded together (default: CPUs, max 4)"
+    )
+    threads: int | None = Field(None, ge=1, description="CPU threads (default: all)")
+    context: int | None = Field(
+        None, ge=1024, description="tokens per conversation (default: sized for the roles)"
+    )
+    max_context: int = Field(32768, ge=1024, description="upper bound of the sized context")
+    timeout_s: float = Field(900.0, gt=0, description="limit of one request (CPUs are slow)")
 
 
 class BudgetConfig(_Section):
@@ -64,6 +78,9 @@ class AgentConfig(_Section):
     memory_chars: int = Field(6000, ge=0, description="cap on the rendered memory in the prompt")
     max_tokens: int = Field(512, ge=16, description="cap on one answer of the acting agent")
     match_cutoff: float = Field(0.6, ge=0, le=1, description="closest-action similarity cutoff")
+    temperature: float = Field(
+        0.7, ge=0, description="sampling temperature; each episode gets its own seed"
+    )
 
 
 class EvalConfig(_Section):
@@ -77,9 +94,6 @@ class EvalConfig(_Section):
     max_retrieve_concurrency: int = Field(8, ge=1)
     retrieve_timeout_s: float = Field(120.0, gt=0, description="wall-clock limit of one retrieve")
     update_timeout_s: float = Field(300.0, gt=0, description="wall-clock limit of one update")
-    agent_temperature: float = Field(
-        0.7, ge=0, description="acting agent's temperature; each episode gets its own seed"
-    )
 
 
 class LearnConfig(_Section):
@@ -121,6 +135,7 @@ class RunConfig(_Section):
 class AlmaConfig(_Section):
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    local: LocalConfig = Field(default_factory=LocalConfig)
     budget: BudgetConfig = Field(default_factory=BudgetConfig)
     prices: dict[str, Price] = Field(default_factory=dict)
     agent: AgentConfig = Field(default_factory=AgentConfig)

@@ -240,7 +240,10 @@ class Actor:
                     reason = "step_limit"
                 break
             reply = json.dumps({"thought": answer.thought, "action": action})
-            history.add(reply, action, turn_text(observation, index + 2, limit))
+            turn = turn_text(observation, index + 2, limit)
+            if observation.text == steps[-1].observation:  # the action changed nothing
+                turn += template("unchanged").template
+            history.add(reply, action, turn)
         success = transition is not None and transition.success and reason == "success"
         score = float(transition.info.get("score", float(success))) if transition else 0.0
         return Episode(

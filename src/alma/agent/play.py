@@ -52,12 +52,13 @@ async def play_one(
             memory_chars=agent.memory_chars,
             max_tokens=agent.max_tokens,
             match_cutoff=agent.match_cutoff,
+            temperature=agent.temperature,
         )
         if status is not None:
             with status.status(f"playing {task.id} with {config.models.agent}..."):
-                episode = await actor.run(task)
+                episode = await actor.run(task, seed=config.run.seed)
         else:
-            episode = await actor.run(task)
+            episode = await actor.run(task, seed=config.run.seed)
         run.store.add_episode(
             domain=domain.name,
             task_id=task.id,

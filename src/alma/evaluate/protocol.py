@@ -216,7 +216,7 @@ class Evaluator:
             "agent": models.agent,
             "memory": models.memory or models.agent,
             "embedder": models.embedder,
-            "temperature": settings.agent_temperature,
+            "temperature": self.config.agent.temperature,
             "seed": self.config.run.seed,
             "step_limit": self.domain.step_limit,
         }
@@ -231,7 +231,7 @@ class Evaluator:
             memory_chars=agent.memory_chars,
             max_tokens=agent.max_tokens,
             match_cutoff=agent.match_cutoff,
-            temperature=self.config.eval.agent_temperature,
+            temperature=agent.temperature,
         )
 
     def _services(self, ledger: Ledger) -> ModelServices:

