@@ -127,6 +127,14 @@ class SandboxConfig(_Section):
     )
 
 
+class MemoryConfig(_Section):
+    vector_backend: Literal["numpy", "faiss"] = Field(
+        "numpy",
+        description="engine of the designs' vector stores: numpy, or faiss (same results, "
+        "faster search; needs the faiss extra)",
+    )
+
+
 class RunConfig(_Section):
     root: Path = Field(Path("runs"), description="folder holding run directories")
     seed: int = 0
@@ -142,6 +150,7 @@ class AlmaConfig(_Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     learn: LearnConfig = Field(default_factory=LearnConfig)
+    memory: MemoryConfig = Field(default_factory=MemoryConfig)
     run: RunConfig = Field(default_factory=RunConfig)
 
 

@@ -6,7 +6,9 @@
 - ``await toolkit.embed(texts)``: L2-normalised float32 vectors, shape (n, dim) (a single
   string gives shape (dim,));
 - ``toolkit.vectors(name)``, ``toolkit.kv(name)``, ``toolkit.graph(name)``: named stores,
-  created on first use (exact-cosine vector store, dict store, networkx ``DiGraph``);
+  created on first use (exact-cosine vector store, dict store, networkx ``DiGraph``); the
+  vector stores are numpy-backed, or faiss-backed with ``vector_backend="faiss"`` (same API and
+  results, faster search; needs the ``faiss`` extra);
 - ``toolkit.rng``: a ``random.Random`` seeded per instance.
 
 Model and embedding calls go through ``services``, which the harness binds: in-process it is the
@@ -23,13 +25,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from pydantic import BaseModel, create_model
 
-from alma.errors import AlmaError, BudgetExceededError
+from alma.errors import AlmaError, BudgetExceededError, ConfigError
 from alma.llm.base import LLM, Embedder
 from alma.memory.stores import KVStore, VectorStore
 from alma.types import Completion, Message
 
 if TYPE_CHECKING:
     import networkx as nx
+
+VECTOR_BACKENDS = ("numpy", "faiss")
 
 
 class Services(Protocol):
@@ -108,10 +112,18 @@ class MemoryLLM:
 
 
 class Toolkit:
-    def __init__(self, services: Services | None = None, *, seed: int = 0) -> None:
+    def __init__(
+        self, services: Services | None = None, *, seed: int = 0, vector_backend: str = "numpy"
+    ) -> None:
+        if vector_backend not in VECTOR_BACKENDS:
+            raise ConfigError(
+                f"unknown vector backend {vector_backend!r}",
+                hint="use one of: " + ", ".join(VECTOR_BACKENDS),
+            )
         self._services = services
         self.rng = random.Random(seed)
         self.llm = MemoryLLM(self)
+        self._vector_backend = vector_backend
         self._vectors: dict[str, VectorStore] = {}
         self._kv: dict[str, KVStore] = {}
         self._graphs: dict[str, nx.DiGraph] = {}
@@ -136,7 +148,15 @@ class Toolkit:
 
     # ------------------------------------------------------------------ stores
     def vectors(self, name: str = "default") -> VectorStore:
-        return self._vectors.setdefault(name, VectorStore())
+        if name not in self._vectors:
+            if self._vector_backend == "faiss":
+                # imported on first use: faiss is an optional extra (MissingDependencyError)
+                from alma.memory.faiss_store import FaissVectorStore
+
+                self._vectors[name] = FaissVectorStore()
+            else:
+                self._vectors[name] = VectorStore()
+        return self._vectors[name]
 
     def kv(self, name: str = "default") -> KVStore:
         return self._kv.setdefault(name, KVStore())
