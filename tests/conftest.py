@@ -2,9 +2,15 @@ from pathlib import Path
 
 import pytest
 
+from alma.llm.weights import models_dir
+
 #: The settings every test starts from (in its folder's alma.toml): the scripted models and the
 #: hashing embedder, so tests are fast and deterministic; tests of the real models say so.
-TEST_SETTINGS = '[models]\nagent = "scripted"\nmeta = "scripted"\nembedder = "hash"\n'
+TEST_SETTINGS = (
+    '[models]\nagent = "scripted"\nmeta = "scripted"\nembedder = "hash"\n'
+    # the real models' weights are shared (installing them per test would take minutes)
+    f'[local]\nmodels_dir = "{models_dir()}"\n'
+)
 
 
 @pytest.fixture(autouse=True)

@@ -149,3 +149,21 @@ def test_unreachable_base_url(capsys: pytest.CaptureFixture[str], tmp_path: Path
 def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "--debug", "play", "--domain", "chess")
     assert code == 2 and "Traceback" in err
+
+
+def test_max_steps_caps_the_episode(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(
+        capsys,
+        "play",
+        "--domain",
+        "toy",
+        "--task",
+        "toy-eval-ood-000",
+        "--agent-model",
+        "scripted:first",
+        "--max-steps",
+        "3",
+        "--json",
+    )
+    result = json.loads(out)
+    assert code == 0 and result["steps_used"] == 3 and result["reason"] == "step_limit"

@@ -142,3 +142,31 @@ def test_resume_after_kill_9(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     assert all(status == ("done",) for status in statuses)
     assert len(statuses) == evaluations
     assert all(count == 11 for _, count in per_label)
+
+
+def test_a_failing_meta_model_costs_children_not_the_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps([{"match": ".", "response": "this is not JSON"}]))
+    code = main(
+        [
+            *LEARN[:3],
+            "--meta-model",
+            f"scripted:{rules}",
+            "--agent-model",
+            "scripted",
+            "--quick",
+            "--iterations",
+            "1",
+            "--json",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ]
+    )
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and data["iterations_done"] == 1
+    assert [d["name"] for d in data["designs"]] == ["no_memory"]
+    with sqlite3.connect(tmp_path / "run" / "alma.sqlite") as db:
+        failures = db.execute("SELECT key FROM meta WHERE key LIKE 'meta_failure:%'").fetchall()
+    assert len(failures) == 2  # the design from scratch, and no_memory's child

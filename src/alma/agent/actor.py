@@ -46,7 +46,9 @@ Recall = Callable[[EpisodeStart], Awaitable[dict[str, Any]]]
 class AgentStep(BaseModel):
     """What the acting agent answers each step."""
 
-    thought: str = Field(description="short reasoning about what to do next")
+    # bounded, so a small local model (whose output the schema's grammar constrains) cannot
+    # spend most of a step writing: one or two sentences fit
+    thought: str = Field(max_length=300, description="one or two short sentences of reasoning")
     action: str = Field(description="exactly one action to take now")
 
 
@@ -146,6 +148,12 @@ class Actor:
     max_tokens: int = 512
     match_cutoff: float = 0.6
     temperature: float | None = None  # None: the model layer's default
+    max_steps: int | None = None  # a cap below the domain's step limit (quick trials)
+
+    @property
+    def step_limit(self) -> int:
+        limit = self.domain.step_limit
+        return min(limit, self.max_steps) if self.max_steps else limit
 
     async def run(
         self,
@@ -161,7 +169,7 @@ class Actor:
         ``memory`` is rendered into the prompt; or ``recall`` is called with the episode's start
         (after the environment is reset) to get it. ``seed`` goes to every model call of the
         episode, so sampled episodes are reproducible and cacheable."""
-        env = await asyncio.to_thread(open_env, self.domain, task)
+        env = await asyncio.to_thread(open_env, self.domain, task, self.step_limit)
         try:
             return await self._play(env, task, memory or {}, recall, seed)
         finally:
@@ -182,7 +190,7 @@ class Actor:
             memory = await recall(start)
         memory_text, truncated = render_memory(memory, self.memory_chars)
         system = system_prompt(self.domain.instructions, memory_text)
-        limit = self.domain.step_limit
+        limit = self.step_limit
         history = History(
             self.history_tokens,
             template("first_turn").substitute(

@@ -53,6 +53,7 @@ async def play_one(
             max_tokens=agent.max_tokens,
             match_cutoff=agent.match_cutoff,
             temperature=agent.temperature,
+            max_steps=agent.max_steps,
         )
         if status is not None:
             with status.status(f"playing {task.id} with {config.models.agent}..."):

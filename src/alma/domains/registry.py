@@ -91,5 +91,7 @@ def find_task(domain: Domain, task_id: str) -> Task:
     )
 
 
-def open_env(domain: Domain, task: Task) -> TextEnv:
-    return StepLimit(domain.make_env(task), domain.step_limit)
+def open_env(domain: Domain, task: Task, limit: int | None = None) -> TextEnv:
+    """The task's environment, ended after the domain's step limit (or a lower ``limit``)."""
+    cap = domain.step_limit if limit is None else min(limit, domain.step_limit)
+    return StepLimit(domain.make_env(task), cap)

@@ -218,9 +218,13 @@ class Evaluator:
             "embedder": models.embedder,
             "temperature": self.config.agent.temperature,
             "seed": self.config.run.seed,
-            "step_limit": self.domain.step_limit,
+            "step_limit": self._actor_limit(),
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def _actor_limit(self) -> int:
+        cap = self.config.agent.max_steps
+        return min(self.domain.step_limit, cap) if cap else self.domain.step_limit
 
     def _actor(self, ledger: Ledger) -> Actor:
         agent = self.config.agent
@@ -232,6 +236,7 @@ class Evaluator:
             max_tokens=agent.max_tokens,
             match_cutoff=agent.match_cutoff,
             temperature=agent.temperature,
+            max_steps=agent.max_steps,
         )
 
     def _services(self, ledger: Ledger) -> ModelServices:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from pathlib import Path
 from typing import Any
 
 from alma.llm.prices import shipped_prices
@@ -17,7 +18,34 @@ def _openai_ready() -> tuple[bool, str]:
     return False, "set OPENAI_API_KEY (or --base-url for a compatible server)"
 
 
-def model_rows() -> list[dict[str, Any]]:
+def local_rows(models_dir: Path | None = None) -> list[dict[str, Any]]:
+    """The embedded models: usable when the server package and the weights are installed."""
+    from alma.llm.weights import catalogue, weights_status
+
+    server = importlib.util.find_spec("xllamacpp") is not None
+    rows = []
+    for name, entry in catalogue().items():
+        status = weights_status(name, cache_dir=models_dir)
+        installed = bool(status.get("installed"))
+        if not server:
+            note = "needs pip install 'alma[local]'"
+        elif not installed:
+            note = f"weights not installed: `alma models install {name}` (or on first use)"
+        else:
+            note = f"installed at {status.get('path')}"
+        rows.append(
+            {
+                "spec": name,
+                "kind": "chat",
+                "usable": server and installed,
+                "installed": installed,
+                "note": f"{entry.upstream} {entry.quantization}, {entry.license}; {note}",
+            }
+        )
+    return rows
+
+
+def model_rows(models_dir: Path | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = [
         {
             "spec": "scripted",
@@ -26,18 +54,7 @@ def model_rows() -> list[dict[str, Any]]:
             "note": "deterministic test double; also scripted:first, :random, :rules.json",
         }
     ]
-    local = importlib.util.find_spec("xllamacpp") is not None
-    for spec, what in (("local", "Qwen2.5-Coder-1.5B"), ("local-small", "Qwen2.5-Coder-0.5B")):
-        rows.append(
-            {
-                "spec": spec,
-                "kind": "chat",
-                "usable": False,
-                "note": f"embedded {what} (needs pip install 'alma[local]')"
-                if not local
-                else f"embedded {what}",
-            }
-        )
+    rows += local_rows(models_dir)
     ready, why = _openai_ready()
     prices = shipped_prices()
     for name, price in prices.items():

@@ -199,6 +199,7 @@ class ModelFactory:
             n_parallel=local.slots,
             n_threads=local.threads,
             make_provider=provider,
+            models_dir=local.models_dir,
         )
         self._closers.append(llm.close)
         return llm

@@ -53,8 +53,10 @@ class LocalLLM:
         n_parallel: int | None,
         n_threads: int | None,
         make_provider: ProviderMaker,
+        models_dir: Path | None = None,
     ) -> None:
         self.argument = argument
+        self.models_dir = models_dir
         self.model = model_label(argument)
         self.n_ctx = n_ctx
         self.n_parallel = n_parallel
@@ -75,7 +77,7 @@ class LocalLLM:
         from alma.llm.local_server import LocalServer
         from alma.llm.weights import resolve_model_path
 
-        path = resolve_model_path(self.argument)
+        path = resolve_model_path(self.argument, cache_dir=self.models_dir)
         server = LocalServer(
             path, n_ctx=self.n_ctx, n_parallel=self.n_parallel, n_threads=self.n_threads
         ).start()

@@ -148,11 +148,12 @@ class InProcessRunner:
 class InProcessFactory:
     retrieve_timeout_s: float = 120.0
     update_timeout_s: float = 300.0
+    vector_backend: str = "numpy"
 
     async def start(self, design: DesignSource, services: Services, seed: int) -> InProcessRunner:
         cls = load_class(design)
         try:
-            instance = cls(Toolkit(services, seed=seed))
+            instance = cls(Toolkit(services, seed=seed, vector_backend=self.vector_backend))
         except Exception as error:
             raise DesignFailedError(
                 f"design {design.name!r} failed to construct: {describe_failure(error)}",

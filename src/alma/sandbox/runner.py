@@ -245,6 +245,7 @@ class SandboxSettings:
     retrieve_timeout_s: float = 120.0
     update_timeout_s: float = 300.0
     hidden: tuple[Path, ...] = ()  # folders the worker must not see (home, run dir, cwd, /tmp)
+    vector_backend: str = "numpy"  # engine of the design's vector stores
 
 
 async def launch(settings: SandboxSettings) -> Worker:
@@ -290,7 +291,12 @@ class SandboxRunner:
         last snapshot of its memory."""
         self.worker = await spare if spare is not None else await launch(self.settings)
         self.worker.services = self.services
-        fields = {"name": self.design.name, "source": self.design.source, "seed": self.seed}
+        fields = {
+            "name": self.design.name,
+            "source": self.design.source,
+            "seed": self.seed,
+            "vector_backend": self.settings.vector_backend,
+        }
         try:
             await self.worker.request("init", START_TIMEOUT_S, origin=self.design.origin, **fields)
             if self.snapshot is not None:
@@ -428,7 +434,9 @@ class SandboxFactory:
             )
         if self.settings.mechanism == "in_process":
             trusted = InProcessFactory(
-                self.settings.retrieve_timeout_s, self.settings.update_timeout_s
+                self.settings.retrieve_timeout_s,
+                self.settings.update_timeout_s,
+                self.settings.vector_backend,
             )
             return await trusted.start(design, services, seed)
         runner = SandboxRunner(design, services, seed, self.settings)
@@ -454,6 +462,7 @@ def factory_from_config(config: AlmaConfig, run_dir: Path) -> SandboxFactory:
         config.eval.retrieve_timeout_s,
         config.eval.update_timeout_s,
         tuple(sorted(path.resolve() for path in hidden)),
+        config.memory.vector_backend,
     )
     if sandbox.unsafe_no_sandbox:
         log.warning("--unsafe-no-sandbox: designs may run without isolation if none is available")

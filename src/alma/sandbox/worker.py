@@ -202,7 +202,12 @@ class Worker:
                 request["name"], request["source"], request.get("origin", "imported")
             )
             cls = load_class(source)
-            self.design = cls(Toolkit(self.services, seed=int(request.get("seed", 0))))
+            toolkit = Toolkit(
+                self.services,
+                seed=int(request.get("seed", 0)),
+                vector_backend=str(request.get("vector_backend", "numpy")),
+            )
+            self.design = cls(toolkit)
             return {"class": cls.__name__}
         if op == "ping":
             return "pong"

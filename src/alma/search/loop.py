@@ -26,7 +26,7 @@ from typing import Any
 
 from alma.config import AlmaConfig
 from alma.domains.base import Domain
-from alma.errors import AlmaError
+from alma.errors import AlmaError, BudgetExceededError, LLMError, UsageError
 from alma.evaluate.protocol import EvalResult, Evaluator
 from alma.llm.factory import parse_model_spec
 from alma.memory.loading import DesignSource, reference_design, reference_names
@@ -199,6 +199,18 @@ class Learner:
         )
 
     async def _create(self, key: str, *, parent: str | None, iteration: int) -> None:
+        try:
+            await self._write_and_check(key, parent=parent, iteration=iteration)
+        except (BudgetExceededError, UsageError):
+            raise
+        except LLMError as failure:  # the meta model failed this child: the search goes on
+            log.warning("the meta model failed (%s): %s", key, failure.message)
+            self.run.store.set_meta(
+                f"meta_failure:{iteration}:{parent or 'scratch'}", failure.message
+            )
+            self.progress.set(key, "meta model failed")
+
+    async def _write_and_check(self, key: str, *, parent: str | None, iteration: int) -> None:
         description = self.domain.description
         if parent is None:
             self.progress.set(key, "implementing from scratch")

@@ -77,7 +77,10 @@ class Implementation(BaseModel):
 
     name: str = Field(description="short snake_case name of the design")
     idea: str = Field(description="one line: what the design does or what is new in it")
-    code: str = Field(description="the complete Python module, plain code without fences")
+    # a floor on the length: grammar-constrained local models otherwise may answer ""
+    code: str = Field(
+        min_length=200, description="the complete Python module, plain code without fences"
+    )
 
     @field_validator("name")
     @classmethod
