@@ -77,9 +77,11 @@ class Implementation(BaseModel):
 
     name: str = Field(description="short snake_case name of the design")
     idea: str = Field(description="one line: what the design does or what is new in it")
-    # a floor on the length: grammar-constrained local models otherwise may answer ""
+    # the schema sent to the model asks for real code (a grammar-constrained local model
+    # otherwise may answer ""); validation leaves judging the code to the checks
     code: str = Field(
-        min_length=200, description="the complete Python module, plain code without fences"
+        description="the complete Python module, plain code without fences",
+        json_schema_extra={"minLength": 200},
     )
 
     @field_validator("name")
