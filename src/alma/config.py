@@ -112,6 +112,7 @@ class LearnConfig(_Section):
     )
     max_repairs: int = Field(3, ge=0, description="repair rounds for a design that fails checks")
     meta_token_budget: int = Field(32_000, ge=2000, description="prompt budget of a meta step")
+    meta_max_tokens: int = Field(3000, ge=256, description="cap on one answer of the meta model")
     analysis_episodes: int = Field(8, ge=1, description="episodes shown to the analysis")
     split: Literal["train", "eval_in_distribution", "eval_out_of_distribution"] = "train"
     quick: bool = Field(False, description="evaluate designs on 5 tasks (2 build, 3 deploy)")

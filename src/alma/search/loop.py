@@ -195,6 +195,7 @@ class Learner:
         return MetaAgent(
             self.meta_llms[stage],
             token_budget=self.settings.meta_token_budget,
+            max_tokens=self.settings.meta_max_tokens,
             seed=seed_of(self.config.run.seed, iteration, parent or "scratch"),
         )
 
