@@ -19,6 +19,19 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "alma.toml").write_text(TEST_SETTINGS)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ALMA_DEBUG"):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ALMA_DEBUG", "ALMA_CACHE_DIR"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def _session_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("alma-cache")
+
+
+@pytest.fixture
+def domain_cache(_session_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """One cache folder shared by the whole test session (``ALMA_CACHE_DIR``), so games a real
+    domain generates once are reused by the next test instead of generated again."""
+    monkeypatch.setenv("ALMA_CACHE_DIR", str(_session_cache))
+    return _session_cache

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from alma.domains.base import StepLimit
@@ -9,8 +11,29 @@ INSTALLED = sorted(name for name, spec in domain_specs().items() if spec.install
 
 
 @pytest.mark.parametrize("name", INSTALLED)
-def test_every_installed_domain_passes_the_checker(name: str) -> None:
+def test_every_installed_domain_passes_the_checker(name: str, domain_cache: Path) -> None:
     check_domain(get_domain(name))
+
+
+def test_a_spec_whose_module_is_missing_is_not_installed() -> None:
+    from alma.domains.registry import DomainSpec
+
+    assert not DomainSpec("ghost", "alma.domains.no_such_module:Ghost").installed()
+    assert not DomainSpec("ghost", "no_such_package.sub:Ghost").installed()
+    assert DomainSpec("toy", "alma.domains.toy:ToyDomain").installed()
+
+
+def test_the_cache_folder_follows_alma_cache_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alma import paths
+    from alma.llm.weights import models_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert paths.cache_dir("textworld") == tmp_path / "xdg" / "alma" / "textworld"
+    monkeypatch.setenv("ALMA_CACHE_DIR", str(tmp_path / "elsewhere"))
+    assert paths.cache_dir("textworld") == tmp_path / "elsewhere" / "textworld"
+    assert models_dir() == tmp_path / "elsewhere" / "models"
 
 
 def test_unknown_domain_and_task() -> None:

@@ -193,6 +193,8 @@ def main_options(
 @app.command()
 def domains(as_json: JsonFlag = False) -> None:
     """List the domains, whether they are installed, and their tasks per split."""
+    from rich.markup import escape
+
     from alma.domains.registry import domain_specs, get_domain
 
     rows = []
@@ -208,6 +210,7 @@ def domains(as_json: JsonFlag = False) -> None:
             domain = get_domain(spec.name)
             row["step_limit"] = domain.step_limit
             row["tasks"] = {split: len(domain.tasks(split)) for split in SPLITS}
+            row.update(getattr(domain, "details", None) or {})
         rows.append(row)
     if as_json:
         print_json(rows)
@@ -227,7 +230,7 @@ def domains(as_json: JsonFlag = False) -> None:
         counts = [str(row["tasks"].get(split, "-")) for split in SPLITS]
         installed = "[green]yes[/]" if row["installed"] else "[red]no[/]"
         table.add_row(
-            row["name"], installed, *counts, str(row.get("step_limit", "-")), row["install"]
+            row["name"], installed, *counts, str(row.get("step_limit", "-")), escape(row["install"])
         )
     out.print(table)
 

@@ -21,6 +21,14 @@ class TextEnv(Protocol):
 
 @runtime_checkable
 class Domain(Protocol):
+    """A family of seeded tasks.
+
+    ``tasks(split)`` must be cheap (ids, seeds and parameters only): anything costly, such as
+    generating a game, happens in ``make_env`` or on first use and is cached. A domain may also
+    carry a ``details`` dict (JSON-able) that ``alma domains`` shows next to its task counts,
+    for example where its tasks come from or which task families each split holds.
+    """
+
     name: str
     step_limit: int
     description: str  # for the meta agent: the tasks, what is hard, what memory could hold

@@ -15,15 +15,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from platformdirs import user_cache_dir
 from pydantic import BaseModel, ValidationError
 
+from alma import paths
 from alma.llm.base import LLM
 from alma.types import Completion, Message, Usage
 
 
 def default_cache_path() -> Path:
-    return Path(user_cache_dir("alma")) / "llm-cache.sqlite"
+    return paths.cache_root() / "llm-cache.sqlite"
 
 
 def cache_key(

@@ -29,8 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any
 
-from platformdirs import user_cache_dir
-
+from alma import paths
 from alma.errors import AlmaError, UnknownModelError, UsageError
 
 GGUF_MAGIC = b"GGUF"
@@ -117,7 +116,7 @@ def get_entry(name: str) -> WeightsEntry:
 
 def models_dir(cache_dir: Path | None = None) -> Path:
     """Where installed weights live: ``cache_dir`` or ``<user cache>/alma/models``."""
-    return Path(cache_dir) if cache_dir is not None else Path(user_cache_dir("alma")) / "models"
+    return Path(cache_dir) if cache_dir is not None else paths.cache_dir("models")
 
 
 # --------------------------------------------------------------------------- status
