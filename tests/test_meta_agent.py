@@ -28,6 +28,8 @@ from alma.search.meta_agent import (
     Implementation,
     MetaAgent,
     RetrievedPart,
+    parse_implementation,
+    render_implementation,
     snake_case,
     strip_fences,
 )
@@ -207,7 +209,7 @@ async def test_each_step_returns_a_validated_object() -> None:
     assert fixed.code == design_source("keyword_episodes", 3)
 
     schemas = [schema for schema, _, _ in llm.calls]
-    assert schemas == [Analysis, Implementation, Implementation, Implementation]
+    assert schemas == [Analysis, None, None, None]  # code is written as text, not JSON
     temperatures = [temperature for _, temperature, _ in llm.calls]
     assert temperatures == [0.2, 0.7, 0.8, 0.2]
     # the system message is the same for every step: one prompt-cache prefix
@@ -250,8 +252,44 @@ async def test_a_model_without_a_parsed_answer_is_an_error() -> None:
         async def complete(self, messages: Sequence[Message], **_: Any) -> Completion:
             return Completion(text="{}", parsed=None)
 
-    with pytest.raises(MalformedOutputError, match="no valid Implementation"):
+    with pytest.raises(MalformedOutputError, match=r"gave no valid design: .*no code block"):
         await MetaAgent(Empty()).from_scratch(DOMAIN)
+    with pytest.raises(MalformedOutputError, match="no valid Analysis"):
+        await MetaAgent(Empty()).analyse(PARENT, "p", 0.1, 0.0, [], DOMAIN)
+
+
+CODE = 'class Notes(MemoryDesign):\n    """Keeps notes per task."""\n\n    x = 1\n'
+
+
+@pytest.mark.parametrize(
+    ("answer", "name", "idea"),
+    [
+        (f"name: notes_v2\nidea: keeps notes\n\n```python\n{CODE}```\n", "notes_v2", "keeps notes"),
+        (
+            f"Sure!\n\n**Name:** `Notes V2`\n- **Idea**: keeps notes\n\n"
+            f"```python\n{CODE}```\nDone.",
+            "notes_v2",
+            "keeps notes",
+        ),
+        (f"```python\n{CODE}```", "notes", "Keeps notes per task."),  # no header
+        (CODE, "notes", "Keeps notes per task."),  # no fence: the whole answer is code
+        (f"name: cut\nidea: cut short\n```python\n{CODE}    def retr", "cut", "cut short"),
+        # the longest block is the module; a short one in the prose is not
+        (f"name: n\nidea: i\nUse `x`:\n```\nx\n```\n```python\n{CODE}```", "n", "i"),
+    ],
+)
+def test_a_text_answer_gives_the_design(answer: str, name: str, idea: str) -> None:
+    written = parse_implementation(answer)
+    assert (written.name, written.idea) == (name, idea)
+    assert written.code.startswith("class Notes(MemoryDesign):")
+    assert "```" not in written.code and written.code.endswith("\n")
+    assert parse_implementation(render_implementation(written)) == written
+
+
+@pytest.mark.parametrize("answer", ["", "I cannot write this.", "name: x\nidea: y\n"])
+def test_a_text_answer_without_code_is_malformed(answer: str) -> None:
+    with pytest.raises(MalformedOutputError, match="no code block"):
+        parse_implementation(answer)
 
 
 # --------------------------------------------------------------------------- budget
@@ -425,10 +463,10 @@ async def test_a_scripted_search_round_exercises_repair() -> None:
         child = await meta.implement(PARENT, analysis, DOMAIN, parent_name=f"parent_{index}")
         raw = meta_policy(
             meta.implement_messages(PARENT, analysis, DOMAIN, parent_name=f"parent_{index}"),
-            Implementation,
+            None,
         )
-        assert isinstance(raw, dict)
-        fenced += raw["code"].startswith("```")
+        assert isinstance(raw, str)
+        fenced += raw.startswith("Here is")  # the decorated style the parser must survive
         if child.code == UNFIXABLE.source(1):  # beyond repair: repair returns it again
             again = await meta.repair(child.code, "cannot reach 127.0.0.1:9200", DOMAIN)
             assert again.code == child.code

@@ -44,6 +44,23 @@ META_STAGES = ("analysis", "implementation", "from_scratch", "repair")
 Stage = str  # analysing, implementing, verifying, repairing, evaluating, done, failed
 
 
+class Turns:
+    """Lets concurrent children archive their designs in a fixed order (their parents'), so a
+    run's archive does not depend on which child finished first: when two children write the
+    same code, the first parent in the selection is always the one recorded, resumed or not."""
+
+    def __init__(self, count: int) -> None:
+        self.events = [asyncio.Event() for _ in range(count)]
+
+    async def wait_before(self, index: int) -> None:
+        """Wait until every earlier child has archived its design or given up."""
+        for event in self.events[:index]:
+            await event.wait()
+
+    def done(self, index: int) -> None:
+        self.events[index].set()
+
+
 @dataclass
 class Progress:
     """What the loop is doing, for display: the iteration and each design in flight."""
@@ -135,7 +152,10 @@ class Learner:
                 parents = list(chosen.chosen)
                 state = {"iteration": iteration - 1, "selector": selector.state()}
                 self.archive.add_selection(iteration, parents, chosen.probabilities, state=state)
-            await asyncio.gather(*(self._child(parent, iteration) for parent in parents))
+            turns = Turns(len(parents))
+            await asyncio.gather(
+                *(self._child(parent, iteration, turns, i) for i, parent in enumerate(parents))
+            )
             self.archive.save_state({"iteration": iteration, "selector": selector.state()})
             self.progress.clear()
             self._update_best()
@@ -180,16 +200,24 @@ class Learner:
         self._update_best()
 
     # ------------------------------------------------------------------ one child
-    async def _child(self, parent_id: str, iteration: int) -> None:
-        existing = [
-            d for d in self.archive.designs() if d.parent == parent_id and d.iteration == iteration
-        ]
-        if existing:  # the child was made before an interruption: only finish it
-            child = existing[0]
-            if child.status == "verified":
-                await self._evaluate(child.design(), child.id)
-            return
-        await self._create(parent_id[:8], parent=parent_id, iteration=iteration)
+    async def _child(self, parent_id: str, iteration: int, turns: Turns, index: int) -> None:
+        try:
+            existing = [
+                d
+                for d in self.archive.designs()
+                if d.parent == parent_id and d.iteration == iteration
+            ]
+            if existing:  # the child was made before an interruption: only finish it
+                turns.done(index)
+                child = existing[0]
+                if child.status == "verified":
+                    await self._evaluate(child.design(), child.id)
+                return
+            await self._create(
+                parent_id[:8], parent=parent_id, iteration=iteration, turn=(turns, index)
+            )
+        finally:
+            turns.done(index)  # a child that failed early must not hold up the next ones
 
     def _meta(self, stage: str, iteration: int, parent: str | None) -> MetaAgent:
         return MetaAgent(
@@ -199,9 +227,16 @@ class Learner:
             seed=seed_of(self.config.run.seed, iteration, parent or "scratch"),
         )
 
-    async def _create(self, key: str, *, parent: str | None, iteration: int) -> None:
+    async def _create(
+        self,
+        key: str,
+        *,
+        parent: str | None,
+        iteration: int,
+        turn: tuple[Turns, int] | None = None,
+    ) -> None:
         try:
-            await self._write_and_check(key, parent=parent, iteration=iteration)
+            await self._write_and_check(key, parent=parent, iteration=iteration, turn=turn)
         except (BudgetExceededError, UsageError):
             raise
         except LLMError as failure:  # the meta model failed this child: the search goes on
@@ -211,7 +246,14 @@ class Learner:
             )
             self.progress.set(key, "meta model failed")
 
-    async def _write_and_check(self, key: str, *, parent: str | None, iteration: int) -> None:
+    async def _write_and_check(
+        self,
+        key: str,
+        *,
+        parent: str | None,
+        iteration: int,
+        turn: tuple[Turns, int] | None = None,
+    ) -> None:
         description = self.domain.description
         if parent is None:
             self.progress.set(key, "implementing from scratch")
@@ -231,9 +273,16 @@ class Learner:
         design, report, attempts = await self._verify(repairer, written, key)
         idea = written.idea
         status: DesignStatus = "verified" if report.passed else "failed_verification"
-        self.archive.add_design(
+        if turn is not None:  # children of one iteration are archived in the parents' order
+            await turn[0].wait_before(turn[1])
+        added = self.archive.add_design(
             design, parent=parent, iteration=iteration, idea=idea, status=status
         )
+        if turn is not None:
+            turn[0].done(turn[1])
+        if not added:  # the same code is archived already (and evaluated by its first writer)
+            self.progress.set(key, "duplicate of an archived design")
+            return
         for number, (attempt, attempt_report) in enumerate(attempts):
             self.archive.add_verification(
                 design.id, number, attempt_report.passed, attempt_report.as_dict(), attempt.source

@@ -14,6 +14,7 @@ memory dumps, then fewer episodes; the contract and the parent's code are always
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import math
 import re
@@ -73,16 +74,17 @@ class Analysis(BaseModel):
 
 
 class Implementation(BaseModel):
-    """A memory design as the meta agent wrote it."""
+    """A memory design as the meta agent wrote it.
+
+    The steps that write code (implement, from scratch, repair) are answered as text, not JSON:
+    a ``name:`` line, an ``idea:`` line, then the module in a fenced ``python`` block (see
+    :func:`parse_implementation`). Code inside a JSON string is hard for small models to write
+    (every newline and quote escaped) and costs tokens; a code block is what they write best.
+    """
 
     name: str = Field(description="short snake_case name of the design")
     idea: str = Field(description="one line: what the design does or what is new in it")
-    # the schema sent to the model asks for real code (a grammar-constrained local model
-    # otherwise may answer ""); validation leaves judging the code to the checks
-    code: str = Field(
-        description="the complete Python module, plain code without fences",
-        json_schema_extra={"minLength": 200},
-    )
+    code: str = Field(description="the complete Python module, plain code without fences")
 
     @field_validator("name")
     @classmethod
@@ -98,6 +100,58 @@ class Implementation(BaseModel):
     @classmethod
     def _plain_code(cls, code: str) -> str:
         return strip_fences(code)
+
+
+_HEADER = re.compile(r"^[ \t*#>-]*(name|idea)[ \t*]*:[ \t*]*(.*)$", re.I | re.M)
+_OPEN_FENCE = re.compile(r"^[ \t]*```[\w+-]*[ \t]*$", re.M)
+
+
+def parse_implementation(text: str) -> Implementation:
+    """The design in a text answer: ``name:`` and ``idea:`` lines, then a fenced code block.
+
+    Tolerant of what models do: Markdown around the labels, prose before or after, a missing
+    closing fence (an answer cut at the token cap keeps its code, which verification then
+    judges), no fence at all when the whole answer is code. A missing name comes from the design
+    class, a missing idea from its docstring's first line. Raises
+    :class:`MalformedOutputError` only when there is no code at all.
+    """
+    fields: dict[str, str] = {}
+    first_fence = _OPEN_FENCE.search(text)
+    header = text[: first_fence.start()] if first_fence else ""
+    for match in _HEADER.finditer(header):
+        fields.setdefault(match.group(1).lower(), match.group(2).strip().strip("`*"))
+    if first_fence is None:
+        code = text if _parses(text.strip()) and "class " in text else ""
+    else:
+        blocks = _FENCE.findall(text[first_fence.start() :])
+        code = max(blocks, key=len) if blocks else text[first_fence.end() :]
+    code = code.strip("\n").rstrip()
+    if not code:
+        raise MalformedOutputError(
+            "the meta model's answer holds no code block",
+            hint="the answer must end with the module in a ```python block",
+        )
+    class_name = design_class_name(code)
+    name = fields.get("name") or (class_name or "design")
+    idea = fields.get("idea") or _docstring_line(code) or "(no idea given)"
+    return Implementation(name=name, idea=idea, code=code + "\n")
+
+
+def render_implementation(implementation: Implementation) -> str:
+    """The text form :func:`parse_implementation` reads."""
+    return (
+        f"name: {implementation.name}\nidea: {implementation.idea}\n\n"
+        f"```python\n{implementation.code.rstrip()}\n```\n"
+    )
+
+
+def _docstring_line(code: str) -> str:
+    with contextlib.suppress(SyntaxError, ValueError):
+        tree = ast.parse(code)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                return one_line(ast.get_docstring(node) or "")
+    return ""
 
 
 # --------------------------------------------------------------------------- text cleaning
@@ -667,12 +721,12 @@ class MetaAgent:
         messages = self.implement_messages(
             parent_source, analysis, domain_description, parent_name=parent_name
         )
-        return await self._ask(messages, Implementation, self.temperatures.implement)
+        return await self._write(messages, self.temperatures.implement)
 
     async def from_scratch(self, domain_description: str) -> Implementation:
         """Write a first design for a domain, from the contract alone."""
         messages = self.from_scratch_messages(domain_description)
-        return await self._ask(messages, Implementation, self.temperatures.from_scratch)
+        return await self._write(messages, self.temperatures.from_scratch)
 
     async def repair(
         self,
@@ -684,7 +738,20 @@ class MetaAgent:
     ) -> Implementation:
         """Fix a design that failed verification, given the verifier's report."""
         messages = self.repair_messages(source, error_report, domain_description, name=name)
-        return await self._ask(messages, Implementation, self.temperatures.repair)
+        return await self._write(messages, self.temperatures.repair)
+
+    async def _write(self, messages: list[Message], temperature: float) -> Implementation:
+        """A step that writes code: a plain-text answer holding a code block."""
+        completion = await self.llm.complete(
+            messages, temperature=temperature, max_tokens=self.max_tokens, seed=self.seed
+        )
+        try:
+            return parse_implementation(completion.text)
+        except MalformedOutputError as error:
+            raise MalformedOutputError(
+                f"meta model {self.llm.model!r} gave no valid design: {error.message}",
+                hint="use a stronger meta model, or raise learn.meta_max_tokens if it was cut",
+            ) from None
 
     async def _ask(
         self, messages: list[Message], schema: type[Answer], temperature: float

@@ -434,20 +434,29 @@ def meta_policy(
     fields = set(schema.model_fields) if schema is not None else set()
     if "learned_from_memory" in fields:
         return analysis_answer(prompt)
-    if {"name", "idea", "code"} <= fields:
-        if prompt.startswith("# Repair"):
-            return repair_answer(prompt)
-        return implementation_answer(prompt, seed)
+    if schema is None and prompt.startswith("# Repair"):
+        return as_text(repair_answer(prompt), _number(prompt))
+    if schema is None and prompt.startswith(("# Implement", "# Write a first")):
+        return as_text(implementation_answer(prompt, seed), _number(prompt))
     return default_policy(messages, schema)
 
 
 def implementation_answer(prompt: str, seed: int | None = None) -> dict[str, Any]:
     design, variant = choose_design(prompt, seed)
-    code = design.source(variant)
-    if design.valid and (_number(prompt) // 7) % 2 == 0:
-        code = f"```python\n{code}```"
     name = design.fixed_by or design.name
-    return {"name": f"{name}_v{variant}", "idea": design.idea, "code": code}
+    return {"name": f"{name}_v{variant}", "idea": design.idea, "code": design.source(variant)}
+
+
+def as_text(answer: dict[str, Any], style: int) -> str:
+    """The answer as a model writes it: the requested form, or (every other prompt) with the
+    Markdown decoration and the chatter models add around it, which the parser must survive."""
+    code = str(answer["code"]).rstrip()
+    if (style // 7) % 2 == 0:
+        return f"name: {answer['name']}\nidea: {answer['idea']}\n\n```python\n{code}\n```\n"
+    return (
+        f"Here is the design.\n\n**Name:** `{answer['name']}`\n**Idea:** {answer['idea']}\n\n"
+        f"```python\n{code}\n```\n\nIt keeps to the contract.\n"
+    )
 
 
 def repair_answer(prompt: str) -> dict[str, Any]:
