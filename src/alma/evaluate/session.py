@@ -10,12 +10,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from alma.config import AlmaConfig
+from alma.domains.base import Domain
 from alma.domains.registry import get_domain
 from alma.errors import BudgetExceededError
 from alma.evaluate.compare import ComparisonRow, compare
 from alma.evaluate.protocol import EvalResult, Evaluator, select_tasks
 from alma.memory.loading import DesignSource, resolve_design
 from alma.run import Run
+from alma.sandbox.runner import SandboxFactory, started_factory
 from alma.types import Split
 
 
@@ -42,11 +44,32 @@ async def run_evaluations(
     # fail on a bad name before any work
     designs = [spec if isinstance(spec, DesignSource) else resolve_design(spec) for spec in specs]
     build, deploy = select_tasks(domain, split, config.eval, quick=quick, seed=config.run.seed)
-    per_design = len(build) + config.eval.repeats * len(deploy)
+    factory = await started_factory(config, run_dir)  # its worker boots while the run opens
+    try:
+        per_design = len(build) + config.eval.repeats * len(deploy)
+        return await _evaluate_in_run(
+            config, domain, designs, split, factory, per_design, quick, run_dir, comparison, console
+        )
+    finally:
+        await factory.close()  # the spare worker, if no design took it
+
+
+async def _evaluate_in_run(
+    config: AlmaConfig,
+    domain: Domain,
+    designs: Sequence[DesignSource],
+    split: Split,
+    factory: SandboxFactory,
+    per_design: int,
+    quick: bool,
+    run_dir: Path | None,
+    comparison: bool,
+    console: Console | None,
+) -> Outcome:
     count = len(designs) + (comparison and all(d.name != "no_memory" for d in designs))
     async with Run(config, run_dir, prefix="compare" if comparison else "eval") as run:
         outcome = Outcome(run.path)
-        evaluator = Evaluator(run, domain)
+        evaluator = Evaluator(run, domain, runner_factory=factory)
         progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),

@@ -467,3 +467,15 @@ def factory_from_config(config: AlmaConfig, run_dir: Path) -> SandboxFactory:
     if sandbox.unsafe_no_sandbox:
         log.warning("--unsafe-no-sandbox: designs may run without isolation if none is available")
     return SandboxFactory(settings, allow_unsafe=sandbox.unsafe_no_sandbox)
+
+
+async def started_factory(config: AlmaConfig, run_dir: Path | None) -> SandboxFactory:
+    """The run's sandbox with a worker already booting (Python's start-up and imports take a
+    few hundred milliseconds, which then overlap with the caller's own preparations).
+
+    ``run_dir`` is the run's folder when known; otherwise all of ``config.run.root`` is hidden.
+    """
+    factory = factory_from_config(config, run_dir if run_dir is not None else config.run.root)
+    factory.prewarm()
+    await asyncio.sleep(0)  # let the launch task spawn the process now
+    return factory
