@@ -58,9 +58,17 @@ def test_missing_extra_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None
         "ghost",
         "ghost_pkg:Domain",
         requires=("ghost_pkg_not_installed",),
-        install="pip install ghost",
+        packages=("ghost==1.0",),
+        no_deps=("ghost-extra==2.0",),
     )
     monkeypatch.setattr(registry, "BUILTIN", (*registry.BUILTIN, spec))
     with pytest.raises(MissingDependencyError, match="not installed") as caught:
         get_domain("ghost")
-    assert caught.value.hint == "pip install ghost"
+    assert caught.value.hint == (
+        "run `alma domains install ghost` (that is: "
+        "pip install 'ghost==1.0' && pip install --no-deps 'ghost-extra==2.0')"
+    )
+    assert spec.pip_steps() == [
+        ["install", "ghost==1.0"],
+        ["install", "--no-deps", "ghost-extra==2.0"],
+    ]

@@ -38,6 +38,8 @@ config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is
 app.add_typer(config_app, name="config")
 models_app = typer.Typer(help="List the models, install the embedded ones.")
 app.add_typer(models_app, name="models")
+domains_app = typer.Typer(help="List the domains, install the packages a domain needs.")
+app.add_typer(domains_app, name="domains")
 
 # results go to stdout; when it is not a terminal, wide enough for tables, never wrapped
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
@@ -190,9 +192,11 @@ def main_options(
         logging.getLogger(chatty).setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
-@app.command()
-def domains(as_json: JsonFlag = False) -> None:
+@domains_app.callback(invoke_without_command=True)
+def domains(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List the domains, whether they are installed, and their tasks per split."""
+    if ctx.invoked_subcommand is not None:
+        return
     from rich.markup import escape
 
     from alma.domains.registry import domain_specs, get_domain
@@ -233,6 +237,40 @@ def domains(as_json: JsonFlag = False) -> None:
             row["name"], installed, *counts, str(row.get("step_limit", "-")), escape(row["install"])
         )
     out.print(table)
+
+
+@domains_app.command("install")
+def domains_install(
+    name: Annotated[str, typer.Argument(help="textworld, minihack, alfworld, ...")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="print the pip commands without running them")
+    ] = False,
+) -> None:
+    """Install the pinned packages a domain needs into this Python (pip, in the right order)."""
+    import importlib
+    import subprocess
+    import sys
+
+    from alma.domains.registry import domain_specs
+    from alma.errors import UnknownDomainError
+
+    specs = domain_specs()
+    spec = specs.get(name)
+    if spec is None:
+        raise UnknownDomainError(
+            f"unknown domain {name!r}", hint=f"known domains: {', '.join(sorted(specs))}"
+        )
+    if not spec.pip_steps():
+        out.print(f"{name}: {spec.note or 'built in'}; nothing to install")
+        return
+    for step in spec.pip_steps():
+        command = [sys.executable, "-m", "pip", *step]
+        out.print("$ " + " ".join(command), markup=False, highlight=False)
+        if not dry_run and subprocess.run(command, check=False).returncode != 0:
+            raise AlmaError(f"pip failed while installing {name}", hint="see pip's message above")
+    if not dry_run:
+        importlib.invalidate_caches()
+        out.print(f"{name}: installed" if spec.installed() else f"{name}: pip finished")
 
 
 @models_app.callback(invoke_without_command=True)

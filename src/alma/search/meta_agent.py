@@ -124,7 +124,9 @@ def parse_implementation(text: str) -> Implementation:
         code = text if _parses(text.strip()) and "class " in text else ""
     else:
         blocks = _FENCE.findall(text[first_fence.start() :])
-        code = max(blocks, key=len) if blocks else text[first_fence.end() :]
+        # the module, not a JSON or shell snippet next to it
+        classy = [block for block in blocks if "class " in block]
+        code = max(classy or blocks, key=len) if blocks else text[first_fence.end() :]
     code = code.strip("\n").rstrip()
     if not code:
         raise MalformedOutputError(
