@@ -68,6 +68,20 @@ def test_play_readable(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0 and "toy-train-001" in out and "steps" in out and "run saved in" in out
 
 
+def test_render_draws_each_step_or_refuses_before_playing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = run(capsys, "play", "--domain", "toy", "--render", "--run-dir", str(tmp_path))
+    assert code == 2 and "no drawing for humans" in err
+    assert not (tmp_path / "alma.sqlite").exists()  # refused before any episode
+    code, out, _ = run(
+        capsys, "play", "--domain", "babaisai", "--render", "--max-steps", "3", "--json"
+    )
+    frames = json.loads(out)["frames"]
+    steps = json.loads(out)["steps_used"]
+    assert code == 0 and len(frames) == steps + 1 and all("|" in frame for frame in frames)
+
+
 def test_budget_reached_mid_episode(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(
         capsys,

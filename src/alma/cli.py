@@ -322,6 +322,9 @@ def play(
     seed: Seed = None,
     max_steps: MaxSteps = None,
     run_dir: RunDir = None,
+    render: Annotated[
+        bool, typer.Option("--render", help="draw the game after each step (if it can)")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Play one episode of a domain with the acting agent (no memory)."""
@@ -341,7 +344,9 @@ def play(
         max_steps=max_steps,
     )
     result = asyncio.run(
-        play_one(config, domain, task_id=task, split=split, run_dir=run_dir, status=err)
+        play_one(
+            config, domain, task_id=task, split=split, run_dir=run_dir, status=err, render=render
+        )
     )
     episode: Episode = result.episode
     if as_json:
@@ -359,10 +364,14 @@ def play(
                 "cost_usd": episode.cost_usd,
                 "ledger": result.ledger,
                 "episode": to_dict(episode),
+                **({"frames": list(result.frames)} if render else {}),
             }
         )
     else:
         show_episode(episode, result.task_id)
+        for number, frame in enumerate(result.frames):
+            out.print(f"[bold]{'start' if number == 0 else f'after step {number}'}[/]")
+            out.print(frame, markup=False, highlight=False)
         out.print(f"run saved in {result.run_dir}")
     finish(episode)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,11 @@ from rich.console import Console
 
 from alma.agent.actor import Actor
 from alma.config import AlmaConfig
-from alma.domains.registry import find_task, get_domain
+from alma.domains.base import Domain, StepLimit, TextEnv
+from alma.domains.registry import find_task, get_domain, open_env
 from alma.errors import UsageError
 from alma.run import Run
-from alma.types import Episode, Split, to_dict
+from alma.types import Episode, Split, Task, to_dict
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,7 @@ class PlayResult:
     task_id: str
     run_dir: Path
     ledger: dict[str, Any]
+    frames: tuple[str, ...] = ()  # the game drawn after reset and after each step (--render)
 
 
 async def play_one(
@@ -32,6 +35,7 @@ async def play_one(
     split: Split = "train",
     run_dir: Path | None = None,
     status: Console | None = None,
+    render: bool = False,
 ) -> PlayResult:
     domain = get_domain(domain_name)
     if task_id is not None:
@@ -43,6 +47,12 @@ async def play_one(
                 f"domain {domain_name!r} has no {split} tasks", hint="pick another --split"
             )
         task = tasks[config.run.seed % len(tasks)]
+    if render:  # refuse before playing, not after
+        env = open_env(domain, task)
+        try:
+            _drawing(domain, env)
+        finally:
+            env.close()
     async with Run(config, run_dir, prefix="play") as run:
         agent = config.agent
         actor = Actor(
@@ -71,4 +81,35 @@ async def play_one(
             data=to_dict(episode),
             label="play",
         )
-        return PlayResult(episode, task.id, run.path, run.ledger.summary())
+        frames = (
+            replay_frames(domain, task, [step.action for step in episode.steps]) if render else ()
+        )
+        return PlayResult(episode, task.id, run.path, run.ledger.summary(), frames)
+
+
+def replay_frames(domain: Domain, task: Task, actions: list[str]) -> tuple[str, ...]:
+    """The game drawn for humans, after reset and after each action, replayed in a fresh
+    environment (the same task is always the same game, so the replay is the episode)."""
+    env = open_env(domain, task)
+    try:
+        draw = _drawing(domain, env)
+        env.reset()
+        frames = [str(draw())]
+        for action in actions:
+            transition = env.step(action)
+            frames.append(str(draw()))
+            if transition.done:
+                break
+        return tuple(frames)
+    finally:
+        env.close()
+
+
+def _drawing(domain: Domain, env: TextEnv) -> Callable[[], object]:
+    """The environment's ``render`` (human drawing), or a usage error."""
+    draw = getattr(env.env if isinstance(env, StepLimit) else env, "render", None)
+    if not callable(draw):
+        raise UsageError(
+            f"domain {domain.name!r} has no drawing for humans", hint="play without --render"
+        )
+    return draw  # type: ignore[no-any-return]
