@@ -1,4 +1,6 @@
+import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -72,3 +74,31 @@ def test_missing_extra_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None
         ["install", "ghost==1.0"],
         ["install", "--no-deps", "ghost-extra==2.0"],
     ]
+
+
+def test_domain_options_come_from_the_config(capsys: pytest.CaptureFixture[str]) -> None:
+    from alma.cli import main
+
+    Path("alma.toml").write_text(
+        Path("alma.toml").read_text() + "\n[domains.toy]\ntasks_per_split = 4\n"
+    )
+    assert main(["domains", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["toy"]["tasks"]["train"] == 4
+    Path("alma.toml").write_text(
+        Path("alma.toml").read_text() + "\n[domains.babaisai]\nno_such_option = 1\n"
+    )
+    assert main(["play", "--domain", "babaisai"]) == 2
+    err = capsys.readouterr().err
+    assert "does not take the options no_such_option" in err and "[domains.babaisai]" in err
+
+
+def test_reports_label_generated_tasks() -> None:
+    from alma.domains.registry import domain_label, tasks_source
+
+    generated = SimpleNamespace(name="house", details={"source": "generated"})
+    described = SimpleNamespace(name="grid", details={"source": "levels from a paper"})
+    assert domain_label(generated) == "house[generated]"  # type: ignore[arg-type]
+    assert tasks_source(described) == ""  # type: ignore[arg-type]
+    assert domain_label(described) == "grid"  # type: ignore[arg-type]
+    assert domain_label(get_domain("toy")) == "toy"

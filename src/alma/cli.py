@@ -18,6 +18,7 @@ import tomli_w
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 from typer.exceptions import TyperException
 
@@ -197,10 +198,9 @@ def domains(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List the domains, whether they are installed, and their tasks per split."""
     if ctx.invoked_subcommand is not None:
         return
-    from rich.markup import escape
+    from alma.domains.registry import TASK_SOURCES, domain_specs, get_domain
 
-    from alma.domains.registry import domain_specs, get_domain
-
+    options = build_config().domains
     rows = []
     for spec in domain_specs().values():
         row: dict[str, Any] = {
@@ -211,7 +211,7 @@ def domains(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             "tasks": {},
         }
         if row["installed"]:
-            domain = get_domain(spec.name)
+            domain = get_domain(spec.name, **options.get(spec.name, {}))
             row["step_limit"] = domain.step_limit
             row["tasks"] = {split: len(domain.tasks(split)) for split in SPLITS}
             row.update(getattr(domain, "details", None) or {})
@@ -234,7 +234,11 @@ def domains(ctx: typer.Context, as_json: JsonFlag = False) -> None:
         counts = [str(row["tasks"].get(split, "-")) for split in SPLITS]
         installed = "[green]yes[/]" if row["installed"] else "[red]no[/]"
         table.add_row(
-            row["name"], installed, *counts, str(row.get("step_limit", "-")), escape(row["install"])
+            row["name"] + (f" ({row['source']})" if row.get("source") in TASK_SOURCES else ""),
+            installed,
+            *counts,
+            str(row.get("step_limit", "-")),
+            escape(row["install"]),
         )
     out.print(table)
 
@@ -790,7 +794,7 @@ def main(argv: list[str] | None = None) -> int:
         if show is not None:
             show(file=sys.stderr)
         else:
-            err.print(f"[red]error[/]: {usage.message}")
+            err.print(f"[red]error[/]: {escape(usage.message)}")
         code = usage.exit_code
     except (typer.Abort, KeyboardInterrupt):
         err.print(INTERRUPTED)
@@ -798,14 +802,17 @@ def main(argv: list[str] | None = None) -> int:
     except AlmaError as error:
         if debug:
             err.print_exception()
-        err.print(f"[red]error[/]: {error.message}", highlight=False)
+        err.print(f"[red]error[/]: {escape(error.message)}", highlight=False)
         if error.hint:
-            err.print(f"[dim]hint[/]: {error.hint}", highlight=False)
+            err.print(f"[dim]hint[/]: {escape(error.hint)}", highlight=False)
         code = error.exit_code
     except Exception as error:  # an alma bug: still one line unless --debug
         if debug:
             err.print_exception()
-        err.print(f"[red]internal error[/]: {type(error).__name__}: {error}", highlight=False)
+        err.print(
+            f"[red]internal error[/]: {type(error).__name__}: {escape(str(error))}",
+            highlight=False,
+        )
         err.print("[dim]hint[/]: run again with --debug and report the traceback")
         code = 1
     if argv is None:

@@ -159,6 +159,8 @@ class AlmaConfig(_Section):
     learn: LearnConfig = Field(default_factory=LearnConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    # options passed to a domain when it is opened, e.g. [domains.alfworld] data_dir = "..."
+    domains: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 def _describe(error: ValidationError, source: str) -> ConfigError:

@@ -37,7 +37,7 @@ async def play_one(
     status: Console | None = None,
     render: bool = False,
 ) -> PlayResult:
-    domain = get_domain(domain_name)
+    domain = get_domain(domain_name, **config.domains.get(domain_name, {}))
     if task_id is not None:
         task = find_task(domain, task_id)
     else:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
 from alma.domains.base import Domain, StepLimit, TextEnv
-from alma.errors import MissingDependencyError, UnknownDomainError
+from alma.errors import ConfigError, MissingDependencyError, UnknownDomainError
 from alma.types import SPLITS, Task
 
 
@@ -118,6 +119,23 @@ def domain_specs() -> dict[str, DomainSpec]:
     return specs
 
 
+TASK_SOURCES = ("generated", "official")
+
+
+def tasks_source(domain: Domain) -> str:
+    """``"generated"`` or ``"official"`` for a domain whose tasks come from one or the other
+    (its ``details["source"]``), else ``""``. Reports show it next to the domain's name, so
+    that locally generated tasks are never mistaken for a benchmark's official ones."""
+    source = (getattr(domain, "details", None) or {}).get("source")
+    return source if source in TASK_SOURCES else ""
+
+
+def domain_label(domain: Domain) -> str:
+    """The domain's name as reports show it: ``alfworld[generated]``, ``toy``."""
+    source = tasks_source(domain)
+    return f"{domain.name}[{source}]" if source else domain.name
+
+
 def install_hint(name: str) -> str:
     """How to install a domain, as an error's hint."""
     spec = domain_specs().get(name)
@@ -140,6 +158,15 @@ def get_domain(name: str, **options: Any) -> Domain:
         raise MissingDependencyError(f"domain {name!r} is not installed", hint=install_hint(name))
     module_name, _, attribute = spec.target.partition(":")
     factory = getattr(importlib.import_module(module_name), attribute)
+    signature = inspect.signature(factory)
+    try:
+        signature.bind(**options)
+    except TypeError as error:
+        raise ConfigError(
+            f"domain {name!r} does not take the options {', '.join(sorted(options))}: {error}",
+            hint=f"check [domains.{name}] in alma.toml (it takes: "
+            f"{', '.join(signature.parameters) or 'no options'})",
+        ) from None
     domain: Domain = factory(**options)
     return domain
 

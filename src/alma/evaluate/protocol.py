@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from alma.agent.actor import Actor
 from alma.config import EvalConfig
 from alma.domains.base import Domain
+from alma.domains.registry import tasks_source
 from alma.errors import BudgetExceededError, UsageError
 from alma.evaluate.executor import Executor, LocalExecutor
 from alma.evaluate.records import EvaluationRecords
@@ -104,6 +105,7 @@ class EvalResult:
     error: str | None = None
     seconds: float = 0.0
     reused: bool = False  # served from an earlier identical evaluation in this run
+    tasks_source: str = ""  # "generated" or "official" when the domain says where tasks come from
 
     def task_scores(self) -> dict[str, float]:
         return {task: sum(runs) / len(runs) for task, runs in self.per_task.items() if runs}
@@ -271,6 +273,7 @@ class Evaluator:
             settings.rollout,
             build_tasks=[t.id for t in build],
             deploy_tasks=[t.id for t in deploy],
+            tasks_source=tasks_source(self.domain),
         )
         self.records.start(result, design)
         ledger = self.run.ledger.child(f"eval:{key}")

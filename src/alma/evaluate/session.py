@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from alma.config import AlmaConfig
 from alma.domains.base import Domain
-from alma.domains.registry import get_domain
+from alma.domains.registry import domain_label, get_domain
 from alma.errors import BudgetExceededError
 from alma.evaluate.compare import ComparisonRow, compare
 from alma.evaluate.protocol import EvalResult, Evaluator, select_tasks
@@ -40,7 +40,7 @@ async def run_evaluations(
     comparison: bool,
     console: Console | None,
 ) -> Outcome:
-    domain = get_domain(domain_name)
+    domain = get_domain(domain_name, **config.domains.get(domain_name, {}))
     # fail on a bad name before any work
     designs = [spec if isinstance(spec, DesignSource) else resolve_design(spec) for spec in specs]
     build, deploy = select_tasks(domain, split, config.eval, quick=quick, seed=config.run.seed)
@@ -79,7 +79,9 @@ async def _evaluate_in_run(
             disable=console is None,
             transient=False,
         )
-        bar = progress.add_task(f"{domain.name}/{split} episodes", total=per_design * count)
+        bar = progress.add_task(
+            f"{domain_label(domain)}/{split} episodes", total=per_design * count
+        )
 
         def tick() -> None:
             progress.advance(bar)

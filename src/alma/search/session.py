@@ -37,7 +37,7 @@ class LearnOutcome:
 async def run_learn(
     config: AlmaConfig, domain_name: str, run_dir: Path | None, console: Console | None
 ) -> LearnOutcome:
-    domain = get_domain(domain_name)
+    domain = get_domain(domain_name, **config.domains.get(domain_name, {}))
     async with Run(config, run_dir, prefix="learn") as run:
         run.store.set_meta("domain", domain.name)
         status = console.status("starting") if console is not None else None
