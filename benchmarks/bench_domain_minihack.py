@@ -16,22 +16,12 @@ import asyncio
 import random
 import statistics
 import time
-from collections.abc import Sequence
-from typing import Any
 
-from alma.agent.actor import Actor
+from agent_timing import agent_overhead, percentile
 from alma.domains.minihack import MiniHackDomain
 from alma.domains.minihack.env import game_modules
 from alma.domains.minihack.tasks import FAMILIES
-from alma.llm.cache import CachedLLM
-from alma.llm.ledger import Ledger, Metered
-from alma.llm.scripted import ScriptedLLM
-from alma.types import SPLITS, Completion, Message, Observation, Task, Transition
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+from alma.types import SPLITS, Task
 
 
 def by_family(domain: MiniHackDomain, per_family: int) -> dict[str, list[Task]]:
@@ -80,83 +70,10 @@ def env_figures(domain: MiniHackDomain, per_family: int) -> None:
     print(f"target median step < 10 ms: {'PASS' if median < 10.0 else 'FAIL'}")
 
 
-class TimedModel:
-    """Adds up the time spent inside the wrapped model."""
-
-    def __init__(self, inner: ScriptedLLM) -> None:
-        self.inner = inner
-        self.model = inner.model
-        self.seconds = 0.0
-
-    async def complete(self, messages: Sequence[Message], **kwargs: Any) -> Completion:
-        started = time.perf_counter()
-        try:
-            return await self.inner.complete(messages, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - started
-
-
-class TimedDomain(MiniHackDomain):
-    """Adds up the time spent creating its environments and in their reset and step."""
-
-    seconds = 0.0
-
-    def make_env(self, task: Task) -> Any:
-        started = time.perf_counter()
-        env = super().make_env(task)
-        self.seconds += time.perf_counter() - started
-        domain = self
-
-        class Timed:
-            def reset(self) -> Observation:
-                started = time.perf_counter()
-                try:
-                    return env.reset()
-                finally:
-                    domain.seconds += time.perf_counter() - started
-
-            def step(self, action: str) -> Transition:
-                started = time.perf_counter()
-                try:
-                    return env.step(action)
-                finally:
-                    domain.seconds += time.perf_counter() - started
-
-            def close(self) -> None:
-                env.close()
-
-        return Timed()
-
-
 async def agent_figures(episodes: int) -> None:
-    domain = TimedDomain()
+    domain = MiniHackDomain()
     tasks = [*domain.tasks("train"), *domain.tasks("eval_out_of_distribution")]
-    per_step: list[float] = []
-    model: list[float] = []
-    environment: list[float] = []
-    total_steps = 0
-    for index in range(episodes):
-        timed = TimedModel(ScriptedLLM())
-        domain.seconds = 0.0
-        actor = Actor(Metered(CachedLLM(timed, None), Ledger(), "agent"), domain)
-        task = tasks[(index * 7) % len(tasks)]
-        started = time.perf_counter()
-        episode = await actor.run(task)
-        elapsed = time.perf_counter() - started
-        steps = max(1, episode.outcome.steps)
-        total_steps += steps
-        per_step.append(elapsed / steps * 1000)
-        model.append(timed.seconds / steps * 1000)
-        environment.append(domain.seconds / steps * 1000)
-    overhead = [p - m - e for p, m, e in zip(per_step, model, environment, strict=True)]
-    print(f"agent episodes with the scripted model: {episodes}, steps: {total_steps}")
-    print(f"per step, whole agent loop   : median {statistics.median(per_step):.3f} ms")
-    print(f"per step, inside the model   : median {statistics.median(model):.3f} ms")
-    print(
-        f"per step, environment        : median {statistics.median(environment):.3f} ms"
-        " (creation and reset spread over the episode's steps)"
-    )
-    print(f"per step, agent overhead     : median {statistics.median(overhead):.3f} ms")
+    await agent_overhead(domain, tasks, episodes)
 
 
 if __name__ == "__main__":
