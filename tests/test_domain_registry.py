@@ -102,3 +102,24 @@ def test_reports_label_generated_tasks() -> None:
     assert tasks_source(described) == ""  # type: ignore[arg-type]
     assert domain_label(described) == "grid"  # type: ignore[arg-type]
     assert domain_label(get_domain("toy")) == "toy"
+
+
+@pytest.mark.domain
+def test_domains_prepare(capsys: pytest.CaptureFixture[str], domain_cache: Path) -> None:
+    from alma.cli import main
+
+    assert main(["domains", "prepare", "toy"]) == 0
+    assert "need no preparation" in capsys.readouterr().out
+    assert main(["domains", "prepare", "toy", "--split", "bogus"]) == 2
+    capsys.readouterr()
+    if not domain_specs()["alfworld"].installed():
+        pytest.skip("alfworld is not installed")
+    Path("alma.toml").write_text(
+        Path("alma.toml").read_text() + "\n[domains.alfworld]\ntasks_per_split = 6\n"
+    )
+    assert main(["domains", "prepare", "alfworld", "--split", "train", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)["train"]
+    assert first["generated"] + first["cached"] == 6
+    assert main(["domains", "prepare", "alfworld", "--split", "train", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)["train"]
+    assert (again["generated"], again["cached"]) == (0, 6)  # the second time from the cache

@@ -243,6 +243,45 @@ def domains(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     out.print(table)
 
 
+@domains_app.command("prepare")
+def domains_prepare(
+    name: Annotated[str, typer.Argument(help="a domain that generates its games: textworld, ...")],
+    split: Annotated[
+        list[str] | None, typer.Option("--split", help="a split to prepare (default: all)")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Generate and cache a domain's games now (with a progress bar) instead of on first use."""
+    from dataclasses import asdict
+
+    from alma.domains.registry import get_domain
+
+    splits = split or list(SPLITS)
+    for chosen in splits:
+        if chosen not in SPLITS:
+            raise typer.BadParameter(
+                f"{chosen!r} is not one of {', '.join(SPLITS)}", param_hint="--split"
+            )
+    domain = get_domain(name, **build_config().domains.get(name, {}))
+    prepare = getattr(domain, "prepare", None)
+    if not callable(prepare):
+        out.print(f"{name}: its games need no preparation")
+        return
+    reports = {chosen: asdict(prepare(chosen, progress=not as_json)) for chosen in splits}
+    if as_json:
+        print_json(reports)
+        return
+    for chosen, report in reports.items():
+        replaced = report.get("replaced") or {}
+        out.print(
+            f"{name}/{chosen}: {report.get('generated', 0)} generated, "
+            f"{report.get('cached', 0)} already cached, {len(replaced)} replaced "
+            f"({report.get('seconds', 0.0):.1f} s)"
+        )
+        for task_id, what in replaced.items():
+            out.print(f"  {task_id}: replaced ({what})", markup=False, highlight=False)
+
+
 @domains_app.command("install")
 def domains_install(
     name: Annotated[str, typer.Argument(help="textworld, minihack, alfworld, ...")],

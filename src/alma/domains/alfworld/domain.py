@@ -166,12 +166,13 @@ class AlfWorldDomain:
 
     def prepare(
         self,
-        splits: Iterable[Split] | None = None,
+        splits: Split | Iterable[Split] | None = None,
         *,
         progress: bool = True,
         console: Console | None = None,
     ) -> PrepareReport:
-        """Generate (or find in the cache) every game of ``splits`` (default: all), with a bar.
+        """Generate (or find in the cache) every game of ``splits`` (a split, several, or by
+        default all), with a progress bar.
 
         Nothing to do for the official data. Returns counts and the tasks whose first initial
         state failed its check and was replaced.
@@ -183,7 +184,8 @@ class AlfWorldDomain:
             return report
         source = self._source
         started = time.perf_counter()
-        tasks: Sequence[Task] = [t for s in (splits or SPLITS) for t in self.tasks(s)]
+        chosen = [splits] if isinstance(splits, str) else list(splits or SPLITS)
+        tasks: Sequence[Task] = [t for s in chosen for t in self.tasks(s)]
         with Progress(
             TextColumn("[bold]alfworld[/] {task.description}"),
             BarColumn(),
