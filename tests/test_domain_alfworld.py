@@ -377,3 +377,16 @@ def test_cli_lists_plays_and_labels_generated_tasks(
     steps = result["episode"]["steps"]
     assert 0 < len(steps) <= 6 and all(step["valid"] for step in steps)
     assert "Your task is to:" in steps[0]["observation"]
+
+
+@pytest.mark.domain
+def test_eval_reports_say_the_tasks_are_generated(
+    capsys: pytest.CaptureFixture[str], domain_cache: Path
+) -> None:
+    from alma.cli import main
+
+    args = ["eval", "--domain", "alfworld", "--memory", "no_memory", "--quick", "--max-steps", "3"]
+    assert main(args) == 0
+    assert "on alfworld[generated]/eval_in_distribution" in capsys.readouterr().out
+    assert main([*args, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tasks_source"] == "generated"

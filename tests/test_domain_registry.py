@@ -9,11 +9,13 @@ from alma.domains.checker import check_domain
 from alma.domains.registry import domain_specs, find_task, get_domain, open_env
 from alma.errors import MissingDependencyError, UnknownDomainError
 
-INSTALLED = sorted(name for name, spec in domain_specs().items() if spec.installed())
+# the domains that need no package (their games are instant); each real game domain runs the
+# checker in its own test file, on tasks whose games are quick to generate
+BUILT_IN = sorted(name for name, spec in domain_specs().items() if not spec.requires)
 
 
-@pytest.mark.parametrize("name", INSTALLED)
-def test_every_installed_domain_passes_the_checker(name: str, domain_cache: Path) -> None:
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_every_built_in_domain_passes_the_checker(name: str) -> None:
     check_domain(get_domain(name))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ from rich.console import Console
 from alma.agent.actor import Actor
 from alma.config import AlmaConfig
 from alma.domains.base import Domain, StepLimit, TextEnv
-from alma.domains.registry import find_task, get_domain, open_env
+from alma.domains.registry import find_task, get_domain, open_env, prepare_tasks
 from alma.errors import UsageError
 from alma.run import Run
 from alma.types import Episode, Split, Task, to_dict
@@ -47,6 +48,7 @@ async def play_one(
                 f"domain {domain_name!r} has no {split} tasks", hint="pick another --split"
             )
         task = tasks[config.run.seed % len(tasks)]
+    await asyncio.to_thread(prepare_tasks, domain, [task], progress=status is not None)
     if render:  # refuse before playing, not after
         env = open_env(domain, task)
         try:

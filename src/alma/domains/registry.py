@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib.metadata import entry_points
@@ -187,6 +188,14 @@ def find_task(domain: Domain, task_id: str) -> Task:
         f"domain {domain.name!r} has no task {task_id!r}",
         hint=f"task ids look like {', '.join(examples)}; `alma domains` shows the counts",
     )
+
+
+def prepare_tasks(domain: Domain, tasks: Sequence[Task], *, progress: bool) -> None:
+    """Have a domain that generates its games make those of ``tasks`` now (with a progress bar
+    when ``progress``), rather than one by one, silently, as episodes open them."""
+    prepare = getattr(domain, "prepare", None)
+    if callable(prepare) and tasks:
+        prepare(list(tasks), progress=progress)
 
 
 def open_env(domain: Domain, task: Task, limit: int | None = None) -> TextEnv:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from alma.evaluate.compare import ComparisonRow
@@ -15,7 +16,7 @@ def show_result(console: Console, result: EvalResult) -> None:
     deploy = len(result.deploy_tasks)
     console.print(
         f"[bold]{result.design_name}[/] ({result.design_id}) on {result.domain}"
-        f"{f'[{result.tasks_source}]' if result.tasks_source else ''}/{result.split}, "
+        f"{escape(f'[{result.tasks_source}]') if result.tasks_source else ''}/{result.split}, "
         f"{result.rollout}: [bold]{result.score:.3f} ± {result.stderr:.3f}[/] "
         f"(repeats {', '.join(f'{r:.2f}' for r in result.repeats)}; "
         f"95% CI over {deploy} tasks [{result.ci95[0]:.2f}, {result.ci95[1]:.2f}])"

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from alma.config import AlmaConfig
 from alma.domains.base import Domain
-from alma.domains.registry import domain_label, get_domain
+from alma.domains.registry import domain_label, get_domain, prepare_tasks
 from alma.errors import BudgetExceededError
 from alma.evaluate.compare import ComparisonRow, compare
 from alma.evaluate.protocol import EvalResult, Evaluator, select_tasks
@@ -44,6 +46,7 @@ async def run_evaluations(
     # fail on a bad name before any work
     designs = [spec if isinstance(spec, DesignSource) else resolve_design(spec) for spec in specs]
     build, deploy = select_tasks(domain, split, config.eval, quick=quick, seed=config.run.seed)
+    await asyncio.to_thread(prepare_tasks, domain, [*build, *deploy], progress=console is not None)
     factory = await started_factory(config, run_dir)  # its worker boots while the run opens
     try:
         per_design = len(build) + config.eval.repeats * len(deploy)
@@ -80,7 +83,7 @@ async def _evaluate_in_run(
             transient=False,
         )
         bar = progress.add_task(
-            f"{domain_label(domain)}/{split} episodes", total=per_design * count
+            escape(f"{domain_label(domain)}/{split} episodes"), total=per_design * count
         )
 
         def tick() -> None:

@@ -166,13 +166,13 @@ class AlfWorldDomain:
 
     def prepare(
         self,
-        splits: Split | Iterable[Split] | None = None,
+        splits: Split | Iterable[Split | Task] | None = None,
         *,
         progress: bool = True,
         console: Console | None = None,
     ) -> PrepareReport:
-        """Generate (or find in the cache) every game of ``splits`` (a split, several, or by
-        default all), with a progress bar.
+        """Generate (or find in the cache) every game of ``splits`` (a split, several, a list of
+        tasks, or by default all), with a progress bar.
 
         Nothing to do for the official data. Returns counts and the tasks whose first initial
         state failed its check and was replaced.
@@ -185,7 +185,9 @@ class AlfWorldDomain:
         source = self._source
         started = time.perf_counter()
         chosen = [splits] if isinstance(splits, str) else list(splits or SPLITS)
-        tasks: Sequence[Task] = [t for s in chosen for t in self.tasks(s)]
+        tasks: Sequence[Task] = [
+            t for s in chosen for t in ([s] if isinstance(s, Task) else self.tasks(s))
+        ]
         with Progress(
             TextColumn("[bold]alfworld[/] {task.description}"),
             BarColumn(),
