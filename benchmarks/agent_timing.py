@@ -22,7 +22,7 @@ from alma.llm.scripted import ScriptedLLM
 from alma.types import Completion, Message, Observation, Split, Task, Transition
 
 
-def percentile(values: list[float], q: float) -> float:
+def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 

@@ -28,16 +28,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from alma.agent.actor import Actor
-from alma.llm.cache import CachedLLM
-from alma.llm.ledger import Ledger, Metered
-from alma.llm.scripted import ScriptedLLM
-from alma.types import Completion, Message, Observation, Split, Task, Transition
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+from agent_timing import agent_overhead, percentile
+from alma.types import Task
 
 
 def row(label: str, values: Sequence[float], unit: str = "ms") -> str:
@@ -47,70 +39,6 @@ def row(label: str, values: Sequence[float], unit: str = "ms") -> str:
         f"{label:<28} n={len(values):<5} median {statistics.median(values):8.1f} {unit}"
         f"   p95 {percentile(values, 0.95):8.1f} {unit}   max {max(values):8.1f} {unit}"
     )
-
-
-class Timed:
-    """Adds up the time spent inside the wrapped model."""
-
-    def __init__(self, inner: ScriptedLLM) -> None:
-        self.inner = inner
-        self.model = inner.model
-        self.seconds = 0.0
-
-    async def complete(self, messages: Sequence[Message], **kwargs: Any) -> Completion:
-        started = time.perf_counter()
-        try:
-            return await self.inner.complete(messages, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - started
-
-
-class TimedEnv:
-    """Adds up the time spent inside the environment (making it, reset, steps, close)."""
-
-    def __init__(self, env: Any, clock: list[float]) -> None:
-        self.env = env
-        self.clock = clock
-
-    def _timed(self, call: Any, *args: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return call(*args)
-        finally:
-            self.clock[0] += time.perf_counter() - started
-
-    def reset(self) -> Observation:
-        result: Observation = self._timed(self.env.reset)
-        return result
-
-    def step(self, action: str) -> Transition:
-        result: Transition = self._timed(self.env.step, action)
-        return result
-
-    def close(self) -> None:
-        self._timed(self.env.close)
-
-
-class TimedDomain:
-    """The domain, with every environment it makes timed."""
-
-    def __init__(self, domain: Any) -> None:
-        self.domain = domain
-        self.name = domain.name
-        self.step_limit = domain.step_limit
-        self.description = domain.description
-        self.instructions = domain.instructions
-        self.clock = [0.0]
-
-    def tasks(self, split: Split) -> Sequence[Task]:
-        tasks: Sequence[Task] = self.domain.tasks(split)
-        return tasks
-
-    def make_env(self, task: Task) -> TimedEnv:
-        started = time.perf_counter()
-        env = self.domain.make_env(task)
-        self.clock[0] += time.perf_counter() - started
-        return TimedEnv(env, self.clock)
 
 
 def generate(domain: Any, tasks: list[Task], workers: int) -> None:
@@ -169,25 +97,7 @@ def steps(envs: list[Any], limit: int) -> None:
 
 async def agent(domain: Any, tasks: list[Task], episodes: int) -> None:
     print("4. agent overhead per step (scripted model, no model time)")
-    timed_domain = TimedDomain(domain)
-    overhead: list[float] = []
-    whole: list[float] = []
-    total_steps = 0
-    for index in range(episodes):
-        task = tasks[index % len(tasks)]
-        model = Timed(ScriptedLLM())
-        actor = Actor(Metered(CachedLLM(model, None), Ledger(), "agent"), timed_domain)
-        timed_domain.clock[0] = 0.0
-        started = time.perf_counter()
-        episode = await actor.run(task)
-        elapsed = time.perf_counter() - started
-        count = max(1, episode.outcome.steps)
-        total_steps += count
-        whole.append(elapsed / count * 1000)
-        overhead.append((elapsed - model.seconds - timed_domain.clock[0]) / count * 1000)
-    print(f"   episodes {episodes}, steps {total_steps}")
-    print("  " + row("whole loop per step", whole))
-    print("  " + row("agent alone per step", overhead))
+    await agent_overhead(domain, tasks, episodes)
 
 
 def main() -> None:
