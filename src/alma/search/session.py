@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,9 +12,9 @@ from rich.console import Console
 from rich.table import Table
 
 from alma.config import AlmaConfig, load_config
-from alma.domains.registry import get_domain
+from alma.domains.registry import get_domain, prepare_tasks
 from alma.errors import BudgetExceededError, UsageError
-from alma.evaluate.protocol import EvalResult
+from alma.evaluate.protocol import EvalResult, select_tasks
 from alma.memory.loading import DesignSource
 from alma.run import Run
 from alma.search.archive import Archive, DesignRecord
@@ -38,6 +39,11 @@ async def run_learn(
     config: AlmaConfig, domain_name: str, run_dir: Path | None, console: Console | None
 ) -> LearnOutcome:
     domain = get_domain(domain_name, **config.domains.get(domain_name, {}))
+    learn = config.learn
+    build, deploy = select_tasks(
+        domain, learn.split, config.eval, quick=learn.quick, seed=config.run.seed
+    )  # every evaluation of the search plays these: make their games now, with a progress bar
+    await asyncio.to_thread(prepare_tasks, domain, [*build, *deploy], progress=console is not None)
     async with Run(config, run_dir, prefix="learn") as run:
         run.store.set_meta("domain", domain.name)
         status = console.status("starting") if console is not None else None
