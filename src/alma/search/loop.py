@@ -44,21 +44,26 @@ META_STAGES = ("analysis", "implementation", "from_scratch", "repair")
 Stage = str  # analysing, implementing, verifying, repairing, evaluating, done, failed
 
 
-class Turns:
-    """Lets concurrent children archive their designs in a fixed order (their parents'), so a
+@dataclass(frozen=True)
+class Turn:
+    """A child's place in the order its iteration archives designs (its parents' order), so a
     run's archive does not depend on which child finished first: when two children write the
     same code, the first parent in the selection is always the one recorded, resumed or not."""
 
-    def __init__(self, count: int) -> None:
-        self.events = [asyncio.Event() for _ in range(count)]
+    earlier: tuple[asyncio.Event, ...]  # set when each earlier child has archived or given up
+    mine: asyncio.Event
 
-    async def wait_before(self, index: int) -> None:
-        """Wait until every earlier child has archived its design or given up."""
-        for event in self.events[:index]:
+    @staticmethod
+    def line(count: int) -> list[Turn]:
+        events = [asyncio.Event() for _ in range(count)]
+        return [Turn(tuple(events[:index]), event) for index, event in enumerate(events)]
+
+    async def wait(self) -> None:
+        for event in self.earlier:
             await event.wait()
 
-    def done(self, index: int) -> None:
-        self.events[index].set()
+    def done(self) -> None:
+        self.mine.set()
 
 
 @dataclass
@@ -152,9 +157,9 @@ class Learner:
                 parents = list(chosen.chosen)
                 state = {"iteration": iteration - 1, "selector": selector.state()}
                 self.archive.add_selection(iteration, parents, chosen.probabilities, state=state)
-            turns = Turns(len(parents))
+            turns = Turn.line(len(parents))
             await asyncio.gather(
-                *(self._child(parent, iteration, turns, i) for i, parent in enumerate(parents))
+                *(self._child(p, iteration, turn) for p, turn in zip(parents, turns, strict=True))
             )
             self.archive.save_state({"iteration": iteration, "selector": selector.state()})
             self.progress.clear()
@@ -200,7 +205,7 @@ class Learner:
         self._update_best()
 
     # ------------------------------------------------------------------ one child
-    async def _child(self, parent_id: str, iteration: int, turns: Turns, index: int) -> None:
+    async def _child(self, parent_id: str, iteration: int, turn: Turn) -> None:
         try:
             existing = [
                 d
@@ -208,16 +213,14 @@ class Learner:
                 if d.parent == parent_id and d.iteration == iteration
             ]
             if existing:  # the child was made before an interruption: only finish it
-                turns.done(index)
+                turn.done()
                 child = existing[0]
                 if child.status == "verified":
                     await self._evaluate(child.design(), child.id)
                 return
-            await self._create(
-                parent_id[:8], parent=parent_id, iteration=iteration, turn=(turns, index)
-            )
+            await self._create(parent_id[:8], parent=parent_id, iteration=iteration, turn=turn)
         finally:
-            turns.done(index)  # a child that failed early must not hold up the next ones
+            turn.done()  # a child that failed early must not hold up the next ones
 
     def _meta(self, stage: str, iteration: int, parent: str | None) -> MetaAgent:
         return MetaAgent(
@@ -233,7 +236,7 @@ class Learner:
         *,
         parent: str | None,
         iteration: int,
-        turn: tuple[Turns, int] | None = None,
+        turn: Turn | None = None,
     ) -> None:
         try:
             await self._write_and_check(key, parent=parent, iteration=iteration, turn=turn)
@@ -252,7 +255,7 @@ class Learner:
         *,
         parent: str | None,
         iteration: int,
-        turn: tuple[Turns, int] | None = None,
+        turn: Turn | None = None,
     ) -> None:
         description = self.domain.description
         if parent is None:
@@ -274,12 +277,12 @@ class Learner:
         idea = written.idea
         status: DesignStatus = "verified" if report.passed else "failed_verification"
         if turn is not None:  # children of one iteration are archived in the parents' order
-            await turn[0].wait_before(turn[1])
+            await turn.wait()
         added = self.archive.add_design(
             design, parent=parent, iteration=iteration, idea=idea, status=status
         )
         if turn is not None:
-            turn[0].done(turn[1])
+            turn.done()
         if not added:  # the same code is archived already (and evaluated by its first writer)
             self.progress.set(key, "duplicate of an archived design")
             return
