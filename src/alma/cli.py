@@ -198,9 +198,9 @@ def domains(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """List the domains, whether they are installed, and their tasks per split."""
     if ctx.invoked_subcommand is not None:
         return
-    from alma.domains.registry import TASK_SOURCES, domain_specs, get_domain
+    from alma.domains.registry import TASK_SOURCES, configured_domain, domain_specs
 
-    options = build_config().domains
+    config = build_config()
     rows = []
     for spec in domain_specs().values():
         row: dict[str, Any] = {
@@ -211,7 +211,7 @@ def domains(ctx: typer.Context, as_json: JsonFlag = False) -> None:
             "tasks": {},
         }
         if row["installed"]:
-            domain = get_domain(spec.name, **options.get(spec.name, {}))
+            domain = configured_domain(config, spec.name)
             row["step_limit"] = domain.step_limit
             row["tasks"] = {split: len(domain.tasks(split)) for split in SPLITS}
             row.update(getattr(domain, "details", None) or {})
@@ -254,7 +254,7 @@ def domains_prepare(
     """Generate and cache a domain's games now (with a progress bar) instead of on first use."""
     from dataclasses import asdict
 
-    from alma.domains.registry import get_domain
+    from alma.domains.registry import configured_domain
 
     splits = split or list(SPLITS)
     for chosen in splits:
@@ -262,7 +262,7 @@ def domains_prepare(
             raise typer.BadParameter(
                 f"{chosen!r} is not one of {', '.join(SPLITS)}", param_hint="--split"
             )
-    domain = get_domain(name, **build_config().domains.get(name, {}))
+    domain = configured_domain(build_config(), name)
     prepare = getattr(domain, "prepare", None)
     if not callable(prepare):
         out.print(f"{name}: its games need no preparation")
@@ -294,15 +294,9 @@ def domains_install(
     import subprocess
     import sys
 
-    from alma.domains.registry import domain_specs
-    from alma.errors import UnknownDomainError
+    from alma.domains.registry import domain_spec
 
-    specs = domain_specs()
-    spec = specs.get(name)
-    if spec is None:
-        raise UnknownDomainError(
-            f"unknown domain {name!r}", hint=f"known domains: {', '.join(sorted(specs))}"
-        )
+    spec = domain_spec(name)
     if not spec.pip_steps():
         out.print(f"{name}: {spec.note or 'built in'}; nothing to install")
         return

@@ -13,7 +13,7 @@ from rich.console import Console
 from alma.agent.actor import Actor
 from alma.config import AlmaConfig
 from alma.domains.base import Domain, StepLimit, TextEnv
-from alma.domains.registry import find_task, get_domain, open_env, prepare_tasks
+from alma.domains.registry import configured_domain, find_task, open_env, prepare_tasks
 from alma.errors import UsageError
 from alma.run import Run
 from alma.types import Episode, Split, Task, to_dict
@@ -38,7 +38,7 @@ async def play_one(
     status: Console | None = None,
     render: bool = False,
 ) -> PlayResult:
-    domain = get_domain(domain_name, **config.domains.get(domain_name, {}))
+    domain = configured_domain(config, domain_name)
     if task_id is not None:
         task = find_task(domain, task_id)
     else:

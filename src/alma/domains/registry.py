@@ -17,6 +17,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
+from alma.config import AlmaConfig
 from alma.domains.base import Domain, StepLimit, TextEnv
 from alma.errors import ConfigError, MissingDependencyError, UnknownDomainError
 from alma.types import SPLITS, Task
@@ -59,7 +60,8 @@ class DomainSpec:
             return False
 
 
-#: Pinned as in the project's extras (textworld, minihack, alfworld): keep the two in step.
+#: The pins are those of the project's extras (textworld, minihack, alfworld): keep them in
+#: step. The TextWorld domain's task ids stand for the games of this TextWorld version.
 TEXTWORLD = "textworld==1.7.0"
 
 BUILTIN: tuple[DomainSpec, ...] = (
@@ -94,7 +96,7 @@ BUILTIN: tuple[DomainSpec, ...] = (
         "alfworld",
         "alma.domains.alfworld:AlfWorldDomain",
         requires=("alfworld", "textworld"),
-        packages=("alfworld==0.4.2", "textworld[pddl]==1.7.0"),
+        packages=("alfworld==0.4.2", TEXTWORLD.replace("textworld", "textworld[pddl]", 1)),
         summary="household tasks in ALFWorld's text engine (official data or generated tasks)",
     ),
 )
@@ -147,7 +149,8 @@ def install_hint(name: str) -> str:
     return f"run `alma domains install {name}` (that is: {spec.install})"
 
 
-def get_domain(name: str, **options: Any) -> Domain:
+def domain_spec(name: str) -> DomainSpec:
+    """The registered domain called ``name``, or a one-line error naming the known ones."""
     specs = domain_specs()
     spec = specs.get(name)
     if spec is None:
@@ -155,6 +158,16 @@ def get_domain(name: str, **options: Any) -> Domain:
             f"unknown domain {name!r}",
             hint=f"known domains: {', '.join(sorted(specs))} (see `alma domains`)",
         )
+    return spec
+
+
+def configured_domain(config: AlmaConfig, name: str) -> Domain:
+    """The domain opened with its options from the configuration (``[domains.NAME]``)."""
+    return get_domain(name, **config.domains.get(name, {}))
+
+
+def get_domain(name: str, **options: Any) -> Domain:
+    spec = domain_spec(name)
     if not spec.installed():
         raise MissingDependencyError(f"domain {name!r} is not installed", hint=install_hint(name))
     module_name, _, attribute = spec.target.partition(":")

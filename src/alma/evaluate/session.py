@@ -12,14 +12,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from alma.config import AlmaConfig
-from alma.domains.base import Domain
-from alma.domains.registry import domain_label, get_domain, prepare_tasks
+from alma.domains.registry import configured_domain, domain_label, prepare_tasks
 from alma.errors import BudgetExceededError
 from alma.evaluate.compare import ComparisonRow, compare
 from alma.evaluate.protocol import EvalResult, Evaluator, select_tasks
 from alma.memory.loading import DesignSource, resolve_design
 from alma.run import Run
-from alma.sandbox.runner import SandboxFactory, started_factory
+from alma.sandbox.runner import started_factory
 from alma.types import Split
 
 
@@ -42,64 +41,49 @@ async def run_evaluations(
     comparison: bool,
     console: Console | None,
 ) -> Outcome:
-    domain = get_domain(domain_name, **config.domains.get(domain_name, {}))
+    domain = configured_domain(config, domain_name)
     # fail on a bad name before any work
     designs = [spec if isinstance(spec, DesignSource) else resolve_design(spec) for spec in specs]
     build, deploy = select_tasks(domain, split, config.eval, quick=quick, seed=config.run.seed)
     await asyncio.to_thread(prepare_tasks, domain, [*build, *deploy], progress=console is not None)
     factory = await started_factory(config, run_dir)  # its worker boots while the run opens
+    per_design = len(build) + config.eval.repeats * len(deploy)
+    count = len(designs) + (comparison and all(d.name != "no_memory" for d in designs))
     try:
-        per_design = len(build) + config.eval.repeats * len(deploy)
-        return await _evaluate_in_run(
-            config, domain, designs, split, factory, per_design, quick, run_dir, comparison, console
-        )
+        async with Run(config, run_dir, prefix="compare" if comparison else "eval") as run:
+            outcome = Outcome(run.path)
+            evaluator = Evaluator(run, domain, runner_factory=factory)
+            progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                console=console,
+                disable=console is None,
+                transient=False,
+            )
+            bar = progress.add_task(
+                escape(f"{domain_label(domain)}/{split} episodes"), total=per_design * count
+            )
+
+            def tick() -> None:
+                progress.advance(bar)
+
+            with progress:
+                try:
+                    if comparison:
+                        outcome.rows = await compare(
+                            evaluator, designs, split, quick=quick, on_episode=tick
+                        )
+                        outcome.results = [row.result for row in outcome.rows]
+                    else:
+                        outcome.results = [
+                            await evaluator.evaluate(
+                                designs[0], split, quick=quick, on_episode=tick
+                            )
+                        ]
+                except BudgetExceededError as error:
+                    outcome.stopped = error.message
+            return outcome
     finally:
         await factory.close()  # the spare worker, if no design took it
-
-
-async def _evaluate_in_run(
-    config: AlmaConfig,
-    domain: Domain,
-    designs: Sequence[DesignSource],
-    split: Split,
-    factory: SandboxFactory,
-    per_design: int,
-    quick: bool,
-    run_dir: Path | None,
-    comparison: bool,
-    console: Console | None,
-) -> Outcome:
-    count = len(designs) + (comparison and all(d.name != "no_memory" for d in designs))
-    async with Run(config, run_dir, prefix="compare" if comparison else "eval") as run:
-        outcome = Outcome(run.path)
-        evaluator = Evaluator(run, domain, runner_factory=factory)
-        progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            disable=console is None,
-            transient=False,
-        )
-        bar = progress.add_task(
-            escape(f"{domain_label(domain)}/{split} episodes"), total=per_design * count
-        )
-
-        def tick() -> None:
-            progress.advance(bar)
-
-        with progress:
-            try:
-                if comparison:
-                    outcome.rows = await compare(
-                        evaluator, designs, split, quick=quick, on_episode=tick
-                    )
-                    outcome.results = [row.result for row in outcome.rows]
-                else:
-                    outcome.results = [
-                        await evaluator.evaluate(designs[0], split, quick=quick, on_episode=tick)
-                    ]
-            except BudgetExceededError as error:
-                outcome.stopped = error.message
-        return outcome

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from alma.config import AlmaConfig, load_config
-from alma.domains.registry import get_domain, prepare_tasks
+from alma.domains.registry import configured_domain, prepare_tasks
 from alma.errors import BudgetExceededError, UsageError
 from alma.evaluate.protocol import EvalResult, select_tasks
 from alma.memory.loading import DesignSource
@@ -38,7 +38,7 @@ class LearnOutcome:
 async def run_learn(
     config: AlmaConfig, domain_name: str, run_dir: Path | None, console: Console | None
 ) -> LearnOutcome:
-    domain = get_domain(domain_name, **config.domains.get(domain_name, {}))
+    domain = configured_domain(config, domain_name)
     learn = config.learn
     build, deploy = select_tasks(
         domain, learn.split, config.eval, quick=learn.quick, seed=config.run.seed
