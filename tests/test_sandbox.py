@@ -6,6 +6,8 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -19,9 +21,15 @@ from alma.memory.loading import DesignSource, reference_design
 from alma.memory.runner import InProcessFactory
 from alma.memory.toolkit import ModelServices
 from alma.run import Run
+from alma.sandbox import isolation, launch
 from alma.sandbox.check import check_design, static_check, synthetic_episodes
 from alma.sandbox.isolation import Limits, PidsCgroup, available, limiter
-from alma.sandbox.runner import SandboxFactory, SandboxSettings, UnsafeDesignError
+from alma.sandbox.runner import (
+    SandboxFactory,
+    SandboxSettings,
+    UnsafeDesignError,
+    factory_from_config,
+)
 from alma.types import EpisodeStart
 
 HOSTILE = Path(__file__).parent / "designs" / "hostile"
@@ -121,7 +129,7 @@ async def test_processes_shell_ctypes_and_kill(tmp_path: Path) -> None:
         hostile("processes", **{"PARENT_PID = 0": f"PARENT_PID = {os.getpid()}"}), tmp_path
     )
     result = await runner.retrieve(START)
-    scratch = runner.worker.scratch
+    scratch = runner.worker.spawned.scratch
     await runner.close()
     assert result.error is not None and result.error.startswith("forbidden")
     assert not (scratch / "pwned.txt").exists()
@@ -264,7 +272,97 @@ async def test_check_design_passes_good_and_fails_bad(tmp_path: Path) -> None:
         "copy",
     }
     bad = await check_design(hostile("resources"), factory)
+    await factory.close()
     assert (not bad.passed and bad.smoke["update 1"].startswith("memory")) or bad.smoke[
         "update 1"
     ].startswith(("crash", "memory"))
     assert "retrieve" in bad.summary()
+
+
+# --------------------------------------------------------------------------- the early worker
+
+
+@pytest.mark.parametrize(
+    ("args", "wanted"),
+    [
+        (["eval", "--quick"], True),
+        (["--config", "learn", "learn"], True),  # the config file may be called "learn"
+        (["-v", "check", "design.py"], True),
+        (["compare", "--memory", "no_memory"], True),
+        (["eval", "--in-process"], False),
+        (["eval", "--help"], False),
+        (["play", "--domain", "toy"], False),
+        (["--version"], False),
+        ([], False),
+    ],
+)
+def test_which_commands_get_an_early_worker(args: list[str], wanted: bool) -> None:
+    assert launch.needs_worker(args) is wanted
+
+
+def test_the_early_worker_fits_a_default_sandbox_only(tmp_path: Path) -> None:
+    early = launch.default_profile()
+    config = load_config(None)
+    assert early.satisfies(factory_from_config(config, Path.cwd() / "runs" / "r1").settings.profile)
+    assert early.satisfies(factory_from_config(config, tmp_path / "run").settings.profile)
+    elsewhere = Path("/var/alma-runs/r1")  # a run folder the early worker does not hide
+    assert not early.satisfies(factory_from_config(config, elsewhere).settings.profile)
+    tighter = load_config(None, {"sandbox": {"memory_mb": 1024}})
+    assert not early.satisfies(factory_from_config(tighter, tmp_path).settings.profile)
+
+
+async def test_the_early_worker_is_taken_once_or_discarded(tmp_path: Path) -> None:
+    launch.start_early(["eval", "--quick"])
+    wanted = factory_from_config(load_config(None), tmp_path / "run").settings
+    taken = launch.take_early(wanted.profile)
+    assert taken is not None and taken.popen.poll() is None
+    assert launch.take_early(wanted.profile) is None  # offered once
+    taken.discard()
+    assert taken.popen.returncode is not None and not taken.scratch.exists()
+
+    launch.start_early(["eval"])
+    misfit = launch._early
+    assert misfit is not None
+    stricter = SandboxSettings(wanted.mechanism, Limits(memory_mb=1024), hidden=wanted.hidden)
+    assert launch.take_early(stricter.profile) is None
+    assert misfit.popen.returncode is not None and not misfit.scratch.exists()
+
+    launch.start_early(["eval"])  # taken by a sandbox, it runs designs like any worker
+    runner = await SandboxFactory(wanted).start(reference_design("no_memory"), services(), 0)
+    assert launch._early is None
+    assert (await runner.retrieve(START)).error is None
+    await runner.close()
+
+
+def test_alma_eval_uses_the_worker_spawned_at_start_up(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "alma", "--debug", "eval", "--quick", "--domain", "toy"]
+    command += ["--agent-model", "scripted", "--embedder", "hash", "--memory", "no_memory"]
+    command += ["--run-dir", str(tmp_path / "run")]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "using the worker spawned at start-up" in done.stderr
+
+
+def test_scratch_folders_of_killed_runs_are_swept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    old = 2 * isolation.STALE_AFTER_S
+    folders = {
+        "dead-old": (f"alma-worker-{gone.pid}-a1", old),
+        "dead-fresh": (f"alma-worker-{gone.pid}-b2", 0),
+        "alive-old": (f"alma-worker-{os.getpid()}-c3", old),
+        "not-ours": ("alma-worker-x1", old),
+    }
+    for name, age in folders.values():
+        (tmp / name).mkdir()
+        os.utime(tmp / name, (time.time() - age,) * 2)
+    assert isolation.sweep_scratch.__wrapped__() == 1
+    assert sorted(p.name for p in tmp.iterdir()) == sorted(
+        name for key, (name, _) in folders.items() if key != "dead-old"
+    )
+    assert isolation.new_scratch().name.startswith(f"alma-worker-{os.getpid()}-")

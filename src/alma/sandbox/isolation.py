@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,7 +120,7 @@ def clean_environment(scratch: Path) -> dict[str, str]:
     }
 
 
-def _under(path: Path, folder: Path) -> bool:
+def under(path: Path, folder: Path) -> bool:
     try:
         path.relative_to(folder)
         return True
@@ -159,7 +160,7 @@ def bwrap_command(scratch: Path, hidden: list[Path]) -> list[str]:
             command += ["--tmpfs", str(folder)]
             masked.append(folder)
     for path in _python_paths():  # mount back what Python needs, read-only
-        if any(_under(path, folder) for folder in masked):
+        if any(under(path, folder) for folder in masked):
             command += ["--ro-bind", str(path), str(path)]
     command += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch), "--"]
     return command
@@ -226,8 +227,43 @@ def limiter(limits: Limits, procs_file: str | None) -> Callable[[], None]:
     return apply
 
 
+SCRATCH_PREFIX = "alma-worker-"
+STALE_AFTER_S = 600.0
+
+
 def new_scratch() -> Path:
-    return Path(tempfile.mkdtemp(prefix="alma-worker-"))
+    """A fresh scratch folder, named after this process (so that one left behind by a killed
+    run can be told apart and swept)."""
+    sweep_scratch()
+    return Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+@functools.cache
+def sweep_scratch() -> int:
+    """Remove the scratch folders of runs that were killed (their process is gone and the
+    folder untouched for ten minutes); once per process. Returns how many were removed."""
+    removed = 0
+    now = time.time()
+    for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
+        owner = folder.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
+        try:
+            stale = now - folder.stat().st_mtime > STALE_AFTER_S
+        except OSError:
+            continue
+        if owner.isdigit() and stale and not _alive(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def describe(mechanism: Mechanism) -> str:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import shutil
+import subprocess
 import tempfile
 import time
 from collections import deque
@@ -35,17 +36,8 @@ from alma.memory.runner import (
     describe_failure,
 )
 from alma.memory.toolkit import Services
-from alma.sandbox.isolation import (
-    Limits,
-    Mechanism,
-    PidsCgroup,
-    choose,
-    clean_environment,
-    describe,
-    limiter,
-    new_scratch,
-    worker_command,
-)
+from alma.sandbox.isolation import Limits, Mechanism, choose, describe
+from alma.sandbox.launch import Profile, Spawned, spawn, take_early
 from alma.sandbox.rpc import MAX_LINE, ProtocolError, decode, encode, pack_array
 from alma.types import Episode, EpisodeStart, Message, to_dict
 
@@ -79,13 +71,68 @@ def schema_model(schema: dict[str, Any]) -> type[BaseModel]:
     return Forwarded
 
 
+class Process:
+    """A spawned worker as the event loop sees it: its pipes as streams, its end as a wait."""
+
+    def __init__(
+        self,
+        popen: subprocess.Popen[bytes],
+        stdin: asyncio.WriteTransport,
+        stdout: asyncio.StreamReader,
+        stderr: asyncio.StreamReader,
+        transports: list[asyncio.BaseTransport],
+    ) -> None:
+        self.popen = popen
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        self.transports = transports
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def kill(self) -> None:
+        self.popen.kill()
+
+    async def wait(self) -> int:
+        delay = 0.001
+        while (code := self.popen.poll()) is None:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        return code
+
+    def close(self) -> None:
+        for transport in self.transports:
+            transport.close()
+
+
+async def attach(popen: subprocess.Popen[bytes]) -> Process:
+    """Connect a spawned worker's pipes to the running event loop."""
+    loop = asyncio.get_running_loop()
+    transports: list[asyncio.BaseTransport] = []
+
+    async def reading(pipe: object) -> asyncio.StreamReader:
+        reader = asyncio.StreamReader(limit=MAX_LINE)
+        transport, _ = await loop.connect_read_pipe(
+            functools.partial(asyncio.StreamReaderProtocol, reader), pipe
+        )
+        transports.append(transport)
+        return reader
+
+    stdout = await reading(popen.stdout)
+    stderr = await reading(popen.stderr)
+    stdin, _ = await loop.connect_write_pipe(asyncio.Protocol, popen.stdin)
+    transports.append(stdin)
+    return Process(popen, stdin, stdout, stderr, transports)
+
+
 @dataclass
 class Worker:
     """One worker process and the plumbing around it."""
 
-    process: asyncio.subprocess.Process
-    scratch: Path
-    cgroup: PidsCgroup
+    process: Process
+    spawned: Spawned
     services: Services | None = None
     stderr_tail: deque[str] = field(default_factory=lambda: deque(maxlen=40))
     pending: dict[int, asyncio.Future[Any]] = field(default_factory=dict)
@@ -95,7 +142,6 @@ class Worker:
     helpers: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def write(self, message: dict[str, Any]) -> None:
-        assert self.process.stdin is not None
         self.process.stdin.write(encode(message))
 
     async def request(self, op: str, timeout_s: float, **fields: Any) -> Any:
@@ -115,7 +161,6 @@ class Worker:
 
     # ------------------------------------------------------------------ reading
     async def read_loop(self) -> None:
-        assert self.process.stdout is not None
         try:
             while True:
                 line = await self.process.stdout.readline()
@@ -147,7 +192,6 @@ class Worker:
         return WorkerFailure("crash", f"the worker exited (code {code})", tail)
 
     async def read_stderr(self) -> None:
-        assert self.process.stderr is not None
         while True:
             line = await self.process.stderr.readline()
             if not line:
@@ -234,8 +278,8 @@ class Worker:
         for task in (self.reader, *self.helpers):
             if task is not None:
                 task.cancel()
-        self.cgroup.remove()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.process.close()
+        self.spawned.release()
 
 
 @dataclass(frozen=True)
@@ -247,24 +291,21 @@ class SandboxSettings:
     hidden: tuple[Path, ...] = ()  # folders the worker must not see (home, run dir, cwd, /tmp)
     vector_backend: str = "numpy"  # engine of the design's vector stores
 
+    @property
+    def profile(self) -> Profile:
+        return Profile(self.mechanism, self.limits, self.hidden)
+
 
 async def launch(settings: SandboxSettings) -> Worker:
-    """A worker process, started and importing; it serves model calls once given services."""
-    scratch = new_scratch()
-    cgroup = PidsCgroup(settings.limits.processes)
-    command = worker_command(settings.mechanism, scratch, list(settings.hidden))
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=clean_environment(scratch),
-        cwd=scratch,
-        preexec_fn=limiter(settings.limits, cgroup.procs_file()),
-        limit=MAX_LINE,
-        start_new_session=True,
-    )
-    worker = Worker(process, scratch, cgroup)
+    """A worker process, started and importing (the one spawned at start-up if it fits); it
+    serves model calls once given services."""
+    spawned = take_early(settings.profile) or spawn(settings.profile)
+    try:
+        process = await attach(spawned.popen)
+    except BaseException:
+        spawned.discard()
+        raise
+    worker = Worker(process, spawned)
     worker.reader = asyncio.create_task(worker.read_loop())
     stderr = asyncio.create_task(worker.read_stderr())
     worker.helpers.add(stderr)

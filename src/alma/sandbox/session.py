@@ -22,4 +22,11 @@ def check_file(config: AlmaConfig, path: Path) -> CheckReport:
     design = DesignSource(path.stem, source, "imported")
     with tempfile.TemporaryDirectory(prefix="alma-check-") as run_dir:
         factory = factory_from_config(config, Path(run_dir))
-        return asyncio.run(check_design(design, factory, memory_chars=config.agent.memory_chars))
+
+        async def checked() -> CheckReport:
+            try:
+                return await check_design(design, factory, memory_chars=config.agent.memory_chars)
+            finally:
+                await factory.close()  # the spare worker the check started
+
+        return asyncio.run(checked())
