@@ -172,3 +172,17 @@ def test_a_failing_meta_model_costs_children_not_the_run(
     with sqlite3.connect(tmp_path / "run" / "alma.sqlite") as db:
         failures = db.execute("SELECT key FROM meta WHERE key LIKE 'meta_failure:%'").fetchall()
     assert len(failures) == 2  # the design from scratch, and no_memory's child
+
+
+def test_learn_logs_a_line_per_stage_when_not_on_a_terminal(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """In a log file or a pipe there is no spinner: each change of stage is one line."""
+    code = main([*LEARN, "--quick", "--iterations", "1", "--run-dir", str(tmp_path / "run")])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    lines = [line for line in captured.err.splitlines() if line.startswith("iteration ")]
+    assert any("reference" in line for line in lines), captured.err
+    assert any(line.startswith("iteration 1/1 |") and "evaluating" in line for line in lines)
+    assert len(lines) == len(set(lines))  # a line per change, not per model call
+    assert "best designs" in captured.out + captured.err

@@ -144,6 +144,7 @@ class Learner:
         self.progress.iterations = self.settings.iterations
         await self._reference()
         await self._seed()
+        self.progress.clear()
         first = int(state.get("iteration", 0)) + 1
         for iteration in range(first, self.settings.iterations + 1):
             self.progress.iteration = iteration

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from alma.config import AlmaConfig, load_config
@@ -46,19 +47,25 @@ async def run_learn(
     await asyncio.to_thread(prepare_tasks, domain, [*build, *deploy], progress=console is not None)
     async with Run(config, run_dir, prefix="learn") as run:
         run.store.set_meta("domain", domain.name)
-        status = console.status("starting") if console is not None else None
+        # a spinner on a terminal; elsewhere (a log file, a pipe) a line at each change of stage
+        live = console is not None and console.is_terminal
+        status = console.status("starting") if console is not None and live else None
         progress = Progress()
         spent = run.ledger
+        shown = {"stages": ""}
 
         def show(state: Progress) -> None:
-            if status is None:
+            if console is None:
                 return
             stages = ", ".join(f"{key} {stage}" for key, stage in state.stages.items())
             best = f"best {state.best[0]} {state.best[1]:.3f}" if state.best else "no score yet"
-            status.update(
-                f"iteration {state.iteration}/{state.iterations} | {stages or 'between steps'} | "
-                f"${spent.total.cost_usd:.4f}, {spent.total.tokens:,} tokens | {best}"
-            )
+            where = f"iteration {state.iteration}/{state.iterations} | {stages or 'between steps'}"
+            line = f"{where} | ${spent.total.cost_usd:.4f}, {spent.total.tokens:,} tokens | {best}"
+            if status is not None:
+                status.update(line)
+            elif where != shown["stages"]:
+                shown["stages"] = where
+                console.print(escape(line), highlight=False)
 
         progress.notify = show
         learner = Learner(run, domain, progress=progress)
