@@ -86,7 +86,7 @@ def test_vectors_are_normalised_and_dimensions_checked(cls: type[VectorStore]) -
     assert store.search(np.array([30.0, 40.0]), k=1)[0].score == pytest.approx(1.0)
     with pytest.raises(ValueError, match="dimensions"):
         store.add(unit(1, 0, 0))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="query has 3 dimensions, the store holds 2"):
         store.search(unit(1, 0, 0), k=1)
     fixed = cls(dim=4)
     with pytest.raises(ValueError, match="dimensions"):

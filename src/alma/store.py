@@ -19,6 +19,7 @@ from typing import Any
 import tomli_w
 
 from alma.errors import UsageError
+from alma.types import Episode, Task, to_dict
 
 DATABASE = "alma.sqlite"
 
@@ -132,17 +133,15 @@ class RunStore:
     # ------------------------------------------------------------------ episodes
     def add_episode(
         self,
-        *,
         domain: str,
-        task_id: str,
-        split: str,
-        success: bool,
-        score: float,
-        steps: int,
-        reason: str,
-        data: dict[str, Any],
+        task: Task,
+        episode: Episode,
+        *,
         label: str = "",
+        data: dict[str, Any] | None = None,
     ) -> int:
+        """Record one played episode; ``data`` (the episode itself by default) is kept as JSON."""
+        outcome = episode.outcome
         return self.execute(
             "INSERT INTO episodes(ts, label, domain, task_id, split, success, score, steps, "
             "reason, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -150,13 +149,13 @@ class RunStore:
                 time.time(),
                 label,
                 domain,
-                task_id,
-                split,
-                int(success),
-                score,
-                steps,
-                reason,
-                json.dumps(data),
+                task.id,
+                task.split,
+                int(outcome.success),
+                outcome.score,
+                outcome.steps,
+                outcome.reason,
+                json.dumps(data if data is not None else to_dict(episode)),
             ),
         )
 

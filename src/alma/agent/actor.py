@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from alma.agent.matching import match_action
+from alma.config import AgentConfig
 from alma.domains.base import Domain
 from alma.domains.registry import open_env
 from alma.errors import AlmaError, BudgetExceededError, UsageError
@@ -149,6 +150,20 @@ class Actor:
     match_cutoff: float = 0.6
     temperature: float | None = None  # None: the model layer's default
     max_steps: int | None = None  # a cap below the domain's step limit (quick trials)
+
+    @classmethod
+    def configured(cls, llm: LLM, domain: Domain, settings: AgentConfig) -> Actor:
+        """An actor playing as a run's ``[agent]`` settings say."""
+        return cls(
+            llm,
+            domain,
+            history_tokens=settings.history_tokens,
+            memory_chars=settings.memory_chars,
+            max_tokens=settings.max_tokens,
+            match_cutoff=settings.match_cutoff,
+            temperature=settings.temperature,
+            max_steps=settings.max_steps,
+        )
 
     @property
     def step_limit(self) -> int:

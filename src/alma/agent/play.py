@@ -16,7 +16,7 @@ from alma.domains.base import Domain, StepLimit, TextEnv
 from alma.domains.registry import configured_domain, find_task, open_env, prepare_tasks
 from alma.errors import UsageError
 from alma.run import Run
-from alma.types import Episode, Split, Task, to_dict
+from alma.types import Episode, Split, Task
 
 
 @dataclass(frozen=True)
@@ -56,33 +56,13 @@ async def play_one(
         finally:
             env.close()
     async with Run(config, run_dir, prefix="play") as run:
-        agent = config.agent
-        actor = Actor(
-            run.models.for_role("agent"),
-            domain,
-            history_tokens=agent.history_tokens,
-            memory_chars=agent.memory_chars,
-            max_tokens=agent.max_tokens,
-            match_cutoff=agent.match_cutoff,
-            temperature=agent.temperature,
-            max_steps=agent.max_steps,
-        )
+        actor = Actor.configured(run.models.for_role("agent"), domain, config.agent)
         if status is not None:
             with status.status(f"playing {task.id} with {config.models.agent}..."):
                 episode = await actor.run(task, seed=config.run.seed)
         else:
             episode = await actor.run(task, seed=config.run.seed)
-        run.store.add_episode(
-            domain=domain.name,
-            task_id=task.id,
-            split=task.split,
-            success=episode.outcome.success,
-            score=episode.outcome.score,
-            steps=episode.outcome.steps,
-            reason=episode.outcome.reason,
-            data=to_dict(episode),
-            label="play",
-        )
+        run.store.add_episode(domain.name, task, episode, label="play")
         frames = (
             replay_frames(domain, task, [step.action for step in episode.steps]) if render else ()
         )

@@ -229,17 +229,8 @@ class Evaluator:
         return min(self.domain.step_limit, cap) if cap else self.domain.step_limit
 
     def _actor(self, ledger: Ledger) -> Actor:
-        agent = self.config.agent
-        return Actor(
-            self.run.models.llm(self.config.models.agent, "agent", ledger=ledger),
-            self.domain,
-            history_tokens=agent.history_tokens,
-            memory_chars=agent.memory_chars,
-            max_tokens=agent.max_tokens,
-            match_cutoff=agent.match_cutoff,
-            temperature=agent.temperature,
-            max_steps=agent.max_steps,
-        )
+        llm = self.run.models.llm(self.config.models.agent, "agent", ledger=ledger)
+        return Actor.configured(llm, self.domain, self.config.agent)
 
     def _services(self, ledger: Ledger) -> ModelServices:
         models = self.config.models

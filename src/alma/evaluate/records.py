@@ -99,14 +99,4 @@ class EvaluationRecords:
                 "seconds": retrieved.seconds,
                 "trace": retrieved.trace,
             }
-        self.store.add_episode(
-            domain=result.domain,
-            task_id=task.id,
-            split=task.split,
-            success=episode.outcome.success,
-            score=episode.outcome.score,
-            steps=episode.outcome.steps,
-            reason=episode.outcome.reason,
-            data=data,
-            label=result.key,
-        )
+        self.store.add_episode(result.domain, task, episode, label=result.key, data=data)

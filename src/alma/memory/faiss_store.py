@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from alma.errors import MissingDependencyError
-from alma.memory.stores import Hit, VectorStore, _matches
+from alma.memory.stores import Hit, VectorStore, _matches, unit_vector
 
 _MIN_PENDING = 64  # deleted ids kept in the index before one batched remove_ids
 
@@ -85,14 +85,10 @@ class FaissVectorStore(VectorStore):
         return 0 <= id < len(self._items) and self._items[id] is not None
 
     def add(self, vector: np.ndarray, item: dict[str, Any] | None = None) -> int:
-        vec = np.asarray(vector, dtype=np.float32).reshape(-1)
         if self._index is None:
-            self.dim = vec.shape[0]
+            self.dim = int(np.asarray(vector).size)
             self._index = self._new_index(self.dim)
-        if vec.shape[0] != self.dim:
-            raise ValueError(f"vector has {vec.shape[0]} dimensions, the store holds {self.dim}")
-        norm = float(np.linalg.norm(vec))
-        row = (vec / norm if norm > 0 else vec).reshape(1, -1)
+        row = unit_vector(vector, self.dim).reshape(1, -1)
         index = len(self._items)
         self._index.add_with_ids(row, np.array([index], dtype=np.int64))
         self._items.append(dict(item or {}))
@@ -130,13 +126,7 @@ class FaissVectorStore(VectorStore):
     ) -> list[Hit]:
         if self._size == 0 or k <= 0:
             return []
-        query = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if query.shape[0] != self.dim:
-            raise ValueError(f"query has {query.shape[0]} dimensions, the store holds {self.dim}")
-        norm = float(np.linalg.norm(query))
-        if norm > 0:
-            query = query / norm
-        queries = query.reshape(1, -1)
+        queries = unit_vector(vector, self.dim, "query").reshape(1, -1)
         total = self._index.ntotal
         # deleted ids still in the index can take up to len(pending) places of the window
         window = min(total, (k if not where else max(4 * k, 64)) + len(self._pending))

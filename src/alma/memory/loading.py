@@ -96,14 +96,19 @@ def load_class(design: DesignSource) -> type[MemoryDesign]:
     return found[0]
 
 
-def design_from_file(path: Path) -> DesignSource:
+def read_design(path: Path) -> DesignSource:
+    """A design file's source, named after the file, not yet loaded."""
     try:
         source = path.read_text(encoding="utf-8")
     except OSError as error:
         raise DesignLoadError(
             f"cannot read design file {path}: {error.strerror}", hint="check the path"
         ) from None
-    design = DesignSource(path.stem, source, "imported")
+    return DesignSource(path.stem, source, "imported")
+
+
+def design_from_file(path: Path) -> DesignSource:
+    design = read_design(path)
     load_class(design)  # fail early, with the reason
     return design
 

@@ -25,6 +25,16 @@ def _matches(item: dict[str, Any], where: dict[str, Any]) -> bool:
     return all(item.get(key) == value for key, value in where.items())
 
 
+def unit_vector(vector: np.ndarray, dim: int | None, what: str = "vector") -> np.ndarray:
+    """``vector`` flat, float32 and of length 1 (a zero vector stays zero); a store holding
+    ``dim``-dimensional vectors refuses any other size."""
+    vec = np.asarray(vector, dtype=np.float32).reshape(-1)
+    if dim is not None and vec.shape[0] != dim:
+        raise ValueError(f"{what} has {vec.shape[0]} dimensions, the store holds {dim}")
+    norm = float(np.linalg.norm(vec))
+    return vec / norm if norm > 0 else vec
+
+
 class VectorStore:
     """Exact cosine search over L2-normalised vectors, with a metadata dict per vector.
 
@@ -56,16 +66,13 @@ class VectorStore:
         self._matrix, self._alive = matrix, alive
 
     def add(self, vector: np.ndarray, item: dict[str, Any] | None = None) -> int:
-        vec = np.asarray(vector, dtype=np.float32).reshape(-1)
         if self.dim is None or self._matrix.shape[1] == 0:
-            self.dim = vec.shape[0]
+            self.dim = int(np.asarray(vector).size)
             self._matrix = np.zeros((0, self.dim), dtype=np.float32)
-        if vec.shape[0] != self.dim:
-            raise ValueError(f"vector has {vec.shape[0]} dimensions, the store holds {self.dim}")
-        norm = float(np.linalg.norm(vec))
+        vec = unit_vector(vector, self.dim)
         self._grow(self._count + 1)
         index = self._count
-        self._matrix[index] = vec / norm if norm > 0 else vec
+        self._matrix[index] = vec
         self._alive[index] = True
         self._items.append(dict(item or {}))
         self._count += 1
@@ -103,10 +110,7 @@ class VectorStore:
     ) -> list[Hit]:
         if self._size == 0 or k <= 0:
             return []
-        query = np.asarray(vector, dtype=np.float32).reshape(-1)
-        norm = float(np.linalg.norm(query))
-        if norm > 0:
-            query = query / norm
+        query = unit_vector(vector, self.dim, "query")
         # einsum, not BLAS: a multithreaded BLAS matrix-vector product on a busy machine can be
         # ten times slower than this single-threaded loop
         scores = np.einsum("ij,j->i", self._matrix[: self._count], query)

@@ -7,19 +7,13 @@ import tempfile
 from pathlib import Path
 
 from alma.config import AlmaConfig
-from alma.memory.loading import DesignLoadError, DesignSource
+from alma.memory.loading import read_design
 from alma.sandbox.check import CheckReport, check_design
 from alma.sandbox.runner import factory_from_config
 
 
 def check_file(config: AlmaConfig, path: Path) -> CheckReport:
-    try:
-        source = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise DesignLoadError(
-            f"cannot read design file {path}: {error.strerror}", hint="check the path"
-        ) from None
-    design = DesignSource(path.stem, source, "imported")
+    design = read_design(path)  # loading it is the check's job, which reports why it fails
     with tempfile.TemporaryDirectory(prefix="alma-check-") as run_dir:
         factory = factory_from_config(config, Path(run_dir))
 
