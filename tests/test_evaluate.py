@@ -12,6 +12,7 @@ import pytest
 from alma.cli import main
 from alma.config import load_config
 from alma.domains.toy import ToyDomain
+from alma.evaluate import session
 from alma.evaluate.protocol import Evaluator, select_tasks
 from alma.evaluate.statistics import bootstrap_ci, mean_and_stderr, paired_bootstrap
 from alma.memory.loading import reference_design
@@ -273,3 +274,21 @@ async def test_a_design_cannot_swallow_the_end_of_the_budget() -> None:
     )
     with pytest.raises(BudgetExceededError):
         await runner.update(episode)
+
+
+def test_eval_logs_progress_lines_when_not_on_a_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """In a log file there is no bar: a line at each tenth of the episodes, at most one every
+    LOG_EVERY_S seconds, so a quick evaluation prints none and a long one about ten."""
+    args = ["eval", "--domain", "toy", "--memory", "no_memory", "--agent-model", "scripted"]
+    code, _, err = run_cli(capsys, *args, "--quick", "--run-dir", str(tmp_path / "a"))
+    assert code == 0 and "episodes" not in err
+    clock = iter(range(0, 10**6, 60))  # a minute passes between two readings of the clock
+    monkeypatch.setattr(session, "clock", lambda: float(next(clock)))
+    code, _, err = run_cli(capsys, *args, "--tasks", "20", "--run-dir", str(tmp_path / "b"))
+    lines = [line for line in err.splitlines() if "episodes" in line]
+    assert code == 0, err
+    assert lines[0].startswith("toy/eval_in_distribution episodes 4/40 (0:0")
+    assert lines[-1].startswith("toy/eval_in_distribution episodes 40/40 (")
+    assert len(lines) == 10

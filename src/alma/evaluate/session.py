@@ -1,8 +1,11 @@
-"""``alma eval`` and ``alma compare``: evaluations inside a run, with a progress bar."""
+"""``alma eval`` and ``alma compare``: evaluations inside a run, with a progress bar (or, in a
+log file, progress lines)."""
 
 from __future__ import annotations
 
 import asyncio
+import datetime
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +23,9 @@ from alma.memory.loading import DesignSource, resolve_design
 from alma.run import Run
 from alma.sandbox.runner import started_factory
 from alma.types import Split
+
+LOG_EVERY_S = 10.0
+clock = time.monotonic  # of the progress lines
 
 
 @dataclass
@@ -53,21 +59,34 @@ async def run_evaluations(
         async with Run(config, run_dir, prefix="compare" if comparison else "eval") as run:
             outcome = Outcome(run.path)
             evaluator = Evaluator(run, domain, runner_factory=factory)
+            # a bar on a terminal; elsewhere (a log file, a pipe) a line at each tenth done, at
+            # most one every LOG_EVERY_S seconds (a quick evaluation prints none)
+            live = console is not None and console.is_terminal
             progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
                 console=console,
-                disable=console is None,
+                disable=not live,
                 transient=False,
             )
-            bar = progress.add_task(
-                escape(f"{domain_label(domain)}/{split} episodes"), total=per_design * count
-            )
+            label = escape(f"{domain_label(domain)}/{split} episodes")
+            total = per_design * count
+            bar = progress.add_task(label, total=total)
+            started = logged = clock()
+            played = 0
 
             def tick() -> None:
+                nonlocal played, logged
                 progress.advance(bar)
+                played += 1
+                now = clock()
+                tenth = played * 10 // total > (played - 1) * 10 // total
+                if console is not None and not live and tenth and now - logged >= LOG_EVERY_S:
+                    logged = now
+                    elapsed = datetime.timedelta(seconds=int(now - started))
+                    console.print(f"{label} {played}/{total} ({elapsed})", highlight=False)
 
             with progress:
                 try:
