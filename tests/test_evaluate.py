@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from alma import progress
 from alma.cli import main
 from alma.config import load_config
 from alma.domains.toy import ToyDomain
-from alma.evaluate import session
 from alma.evaluate.protocol import Evaluator, select_tasks
 from alma.evaluate.statistics import bootstrap_ci, mean_and_stderr, paired_bootstrap
 from alma.memory.loading import reference_design
@@ -280,12 +280,12 @@ def test_eval_logs_progress_lines_when_not_on_a_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """In a log file there is no bar: a line at each tenth of the episodes, at most one every
-    LOG_EVERY_S seconds, so a quick evaluation prints none and a long one about ten."""
+    progress.LOG_EVERY_S seconds, so a quick evaluation prints none and a long one about ten."""
     args = ["eval", "--domain", "toy", "--memory", "no_memory", "--agent-model", "scripted"]
     code, _, err = run_cli(capsys, *args, "--quick", "--run-dir", str(tmp_path / "a"))
     assert code == 0 and "episodes" not in err
     clock = iter(range(0, 10**6, 60))  # a minute passes between two readings of the clock
-    monkeypatch.setattr(session, "clock", lambda: float(next(clock)))
+    monkeypatch.setattr(progress, "clock", lambda: float(next(clock)))
     code, _, err = run_cli(capsys, *args, "--tasks", "20", "--run-dir", str(tmp_path / "b"))
     lines = [line for line in err.splitlines() if "episodes" in line]
     assert code == 0, err

@@ -4,15 +4,12 @@ log file, progress lines)."""
 from __future__ import annotations
 
 import asyncio
-import datetime
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from alma.config import AlmaConfig
 from alma.domains.registry import configured_domain, domain_label, prepare_tasks
@@ -20,12 +17,10 @@ from alma.errors import BudgetExceededError
 from alma.evaluate.compare import ComparisonRow, compare
 from alma.evaluate.protocol import EvalResult, Evaluator, select_tasks
 from alma.memory.loading import DesignSource, resolve_design
+from alma.progress import Counter
 from alma.run import Run
 from alma.sandbox.runner import started_factory
 from alma.types import Split
-
-LOG_EVERY_S = 10.0
-clock = time.monotonic  # of the progress lines
 
 
 @dataclass
@@ -59,46 +54,20 @@ async def run_evaluations(
         async with Run(config, run_dir, prefix="compare" if comparison else "eval") as run:
             outcome = Outcome(run.path)
             evaluator = Evaluator(run, domain, runner_factory=factory)
-            # a bar on a terminal; elsewhere (a log file, a pipe) a line at each tenth done, at
-            # most one every LOG_EVERY_S seconds (a quick evaluation prints none)
-            live = console is not None and console.is_terminal
-            progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-                disable=not live,
-                transient=False,
-            )
             label = escape(f"{domain_label(domain)}/{split} episodes")
-            total = per_design * count
-            bar = progress.add_task(label, total=total)
-            started = logged = clock()
-            played = 0
-
-            def tick() -> None:
-                nonlocal played, logged
-                progress.advance(bar)
-                played += 1
-                now = clock()
-                tenth = played * 10 // total > (played - 1) * 10 // total
-                if console is not None and not live and tenth and now - logged >= LOG_EVERY_S:
-                    logged = now
-                    elapsed = datetime.timedelta(seconds=int(now - started))
-                    console.print(f"{label} {played}/{total} ({elapsed})", highlight=False)
+            progress = Counter(label, per_design * count, console)
 
             with progress:
                 try:
                     if comparison:
                         outcome.rows = await compare(
-                            evaluator, designs, split, quick=quick, on_episode=tick
+                            evaluator, designs, split, quick=quick, on_episode=progress.advance
                         )
                         outcome.results = [row.result for row in outcome.rows]
                     else:
                         outcome.results = [
                             await evaluator.evaluate(
-                                designs[0], split, quick=quick, on_episode=tick
+                                designs[0], split, quick=quick, on_episode=progress.advance
                             )
                         ]
                 except BudgetExceededError as error:

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from alma.domains.alfworld.dependencies import (
     DATA_ENV,
@@ -21,6 +20,7 @@ from alma.domains.alfworld.dependencies import (
 from alma.domains.alfworld.generated import SEED_STRIDE, Game, GeneratedTasks
 from alma.domains.alfworld.official import DATA_FOLDER, OfficialTasks, resolve
 from alma.errors import ConfigError, UsageError
+from alma.progress import Counter, stderr_console
 from alma.types import SPLITS, Split, Task
 
 if TYPE_CHECKING:
@@ -188,16 +188,8 @@ class AlfWorldDomain:
         tasks: Sequence[Task] = [
             t for s in chosen for t in ([s] if isinstance(s, Task) else self.tasks(s))
         ]
-        with Progress(
-            TextColumn("[bold]alfworld[/] {task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console or Console(stderr=True),
-            disable=not progress,
-            transient=False,
-        ) as bar:
-            job = bar.add_task("preparing games", total=len(tasks))
+        shown = (console or stderr_console(True)) if progress else None
+        with Counter("alfworld preparing games", len(tasks), shown) as bar:
             for task in tasks:
                 if source.cached(task):
                     report.cached += 1
@@ -206,6 +198,6 @@ class AlfWorldDomain:
                 game = source.game(task)
                 if game.replaced:
                     report.replaced[task.id] = list(game.replaced)
-                bar.advance(job)
+                bar.advance()
         report.seconds = time.perf_counter() - started
         return report

@@ -342,24 +342,15 @@ def generate_many(
 ) -> list[Settled]:
     """:func:`settle` for each (settings, seed) in a pool of ``workers`` processes (default: one
     per core), with a progress bar on stderr; the results in the order of ``jobs``."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from alma.progress import Counter, stderr_console
 
     if not jobs:
         return []
     count = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    bar = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        disable=not progress,
-    )
+    bar = Counter("generating TextWorld games", len(jobs), stderr_console(progress))
     results: dict[int, Settled] = {}
     context = multiprocessing.get_context("spawn")
     with bar, ProcessPoolExecutor(count, mp_context=context) as pool:
-        job = bar.add_task("generating TextWorld games", total=len(jobs))
         futures: dict[Future[Settled], int] = {
             pool.submit(settle_by_name, settings_name(s), seed, str(game_folder(s))): index
             for index, (s, seed) in enumerate(jobs)
@@ -369,7 +360,7 @@ def generate_many(
                 index = futures[future]
                 results[index] = future.result()
                 report(jobs[index][0], results[index])
-                bar.advance(job)
+                bar.advance()
         except BaseException:
             pool.shutdown(wait=False, cancel_futures=True)
             raise
