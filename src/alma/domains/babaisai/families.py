@@ -176,6 +176,10 @@ class _Draft:
     def add(self, piece: Piece) -> None:
         self.pieces.append(piece)
 
+    def add_rule(self, noun: str, prop: str, x: int, y: int) -> None:
+        """The three tiles of ``noun is prop``, left to right from ``(x, y)``."""
+        self.pieces.extend(rule_tiles(noun, prop, x, y))
+
     def move_tile(self, word: str, at: Cell, to: Cell) -> None:
         """Move the rule tile ``word`` standing at ``at`` to ``to`` (breaking its rule)."""
         for i, p in enumerate(self.pieces):
@@ -221,10 +225,8 @@ def _object(spec: tuple[str, str], cell: Cell) -> Piece:
 def _one_room(spec: Spec, draft: _Draft, cast: _Cast) -> str:
     w, h = ROOM.width, ROOM.height
     win_kind = cast.win[1]
-    for p in rule_tiles("baba", "you", 0, h - 1):
-        draft.add(p)
-    for p in rule_tiles(win_kind, "win", 0, 0):
-        draft.add(p)
+    draft.add_rule("baba", "you", 0, h - 1)
+    draft.add_rule(win_kind, "win", 0, 0)
     if spec.goal == "make_win":
         draft.move_tile(win_kind, (0, 0), draft.free_in(_rect(1, 1, w - 2, h - 2)))
     if spec.distractor_noun or spec.irrelevant_noun:
@@ -257,23 +259,21 @@ _ANYWHERE = [c for c in _rect(0, 1, _W - 1, _H - 1) if c[0] != DIVIDER]
 _WIN_RULE_AT = (_W - 3, 0)
 
 
-def _walls(draft: _Draft) -> None:
+def _two_room_rules(draft: _Draft, win_kind: str, you_row: int, stop_at: Cell) -> None:
+    """The dividing wall, then ``baba is you`` on the left at ``you_row``, ``wall is stop`` at
+    ``stop_at`` and ``<win_kind> is win`` top right."""
     for y in range(_H):
         draft.add(obj("wall", DIVIDER, y))
+    draft.add_rule("baba", "you", 0, you_row)
+    draft.add_rule("wall", "stop", *stop_at)
+    draft.add_rule(win_kind, "win", *_WIN_RULE_AT)
 
 
 def _two_rooms(spec: Spec, draft: _Draft, cast: _Cast) -> str:
     win_kind = cast.win[1]
-    _walls(draft)
-    for p in rule_tiles("baba", "you", 0, _H - 1):
-        draft.add(p)
-    for p in rule_tiles("wall", "stop", 0, 1):
-        draft.add(p)
-    for p in rule_tiles(win_kind, "win", *_WIN_RULE_AT):
-        draft.add(p)
+    _two_room_rules(draft, win_kind, _H - 1, (0, 1))
     if spec.distractor_win_rule:
-        for p in rule_tiles(cast.third[1], "win", _W - 3, _H - 1):
-            draft.add(p)
+        draft.add_rule(cast.third[1], "win", _W - 3, _H - 1)
     if spec.irrelevant_noun:
         draft.add(tile(cast.third[1], *draft.free_in(_RIGHT_INNER)))
     elif spec.distractor_noun:
@@ -301,13 +301,8 @@ def _two_rooms(spec: Spec, draft: _Draft, cast: _Cast) -> str:
 
 def _make_you(spec: Spec, draft: _Draft, cast: _Cast) -> str:
     win_kind, you_kind = cast.win[1], cast.other[1]
-    _walls(draft)
-    for p in rule_tiles("baba", "you", 0, _H - 2):  # a row above the bottom: room to push
-        draft.add(p)
-    for p in rule_tiles("wall", "stop", 0, 0):
-        draft.add(p)
-    for p in rule_tiles(win_kind, "win", *_WIN_RULE_AT):
-        draft.add(p)
+    # baba is you a row above the bottom: room to push it
+    _two_room_rules(draft, win_kind, _H - 2, (0, 0))
     draft.add(tile(you_kind, *draft.free_in(_LEFT_PUSHABLE)))
     if spec.goal == "make_you-make_win":
         draft.move_tile(win_kind, _WIN_RULE_AT, draft.free_in(_RIGHT_INNER))
@@ -323,13 +318,7 @@ def _make_you(spec: Spec, draft: _Draft, cast: _Cast) -> str:
 
 def _make_wall_win(spec: Spec, draft: _Draft, cast: _Cast) -> str:
     win_kind = cast.win[1]
-    _walls(draft)
-    for p in rule_tiles("baba", "you", 0, _H - 1):
-        draft.add(p)
-    for p in rule_tiles("wall", "stop", 1, 1):
-        draft.add(p)
-    for p in rule_tiles(win_kind, "win", *_WIN_RULE_AT):
-        draft.add(p)
+    _two_room_rules(draft, win_kind, _H - 1, (1, 1))
     draft.move_tile(win_kind, _WIN_RULE_AT, draft.free_in(_RIGHT_EDGE))
     draft.add(tile(cast.third[1], *draft.free_in(_RIGHT_INNER)))
     draft.add(obj("baba", *draft.free_in(_LEFT_INNER)))
