@@ -21,7 +21,7 @@ clock = time.monotonic  # read for the log lines (tests move it)
 class Counter:
     """``with Counter(label, total, console) as counter: ... counter.advance()``.
 
-    ``label`` is rich markup; ``console`` None shows nothing (stderr's console by default)."""
+    ``label`` is rich markup; with ``console`` None nothing is shown."""
 
     def __init__(self, label: str, total: int, console: Console | None) -> None:
         self.label = label
@@ -66,8 +66,3 @@ class Counter:
             self.console.print(
                 f"{self.label} {self.done}/{self.total} ({elapsed})", highlight=False
             )
-
-
-def stderr_console(show: bool) -> Console | None:
-    """The console progress goes to: stderr, or none when ``show`` is false."""
-    return Console(stderr=True) if show else None

@@ -85,10 +85,11 @@ class FaissVectorStore(VectorStore):
         return 0 <= id < len(self._items) and self._items[id] is not None
 
     def add(self, vector: np.ndarray, item: dict[str, Any] | None = None) -> int:
+        vec = unit_vector(vector, None if self._index is None else self.dim)
         if self._index is None:
-            self.dim = int(np.asarray(vector).size)
+            self.dim = vec.shape[0]
             self._index = self._new_index(self.dim)
-        row = unit_vector(vector, self.dim).reshape(1, -1)
+        row = vec.reshape(1, -1)
         index = len(self._items)
         self._index.add_with_ids(row, np.array([index], dtype=np.int64))
         self._items.append(dict(item or {}))

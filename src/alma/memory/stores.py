@@ -66,10 +66,11 @@ class VectorStore:
         self._matrix, self._alive = matrix, alive
 
     def add(self, vector: np.ndarray, item: dict[str, Any] | None = None) -> int:
-        if self.dim is None or self._matrix.shape[1] == 0:
-            self.dim = int(np.asarray(vector).size)
+        fresh = self.dim is None or self._matrix.shape[1] == 0
+        vec = unit_vector(vector, None if fresh else self.dim)
+        if fresh:
+            self.dim = vec.shape[0]
             self._matrix = np.zeros((0, self.dim), dtype=np.float32)
-        vec = unit_vector(vector, self.dim)
         self._grow(self._count + 1)
         index = self._count
         self._matrix[index] = vec

@@ -48,8 +48,7 @@ async def run_learn(
     async with Run(config, run_dir, prefix="learn") as run:
         run.store.set_meta("domain", domain.name)
         # a spinner on a terminal; elsewhere (a log file, a pipe) a line at each change of stage
-        live = console is not None and console.is_terminal
-        status = console.status("starting") if console is not None and live else None
+        status = console.status("starting") if console is not None and console.is_terminal else None
         progress = Progress()
         spent = run.ledger
         shown = {"stages": ""}

@@ -20,7 +20,7 @@ from alma.domains.alfworld.dependencies import (
 from alma.domains.alfworld.generated import SEED_STRIDE, Game, GeneratedTasks
 from alma.domains.alfworld.official import DATA_FOLDER, OfficialTasks, resolve
 from alma.errors import ConfigError, UsageError
-from alma.progress import Counter, stderr_console
+from alma.progress import Counter
 from alma.types import SPLITS, Split, Task
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ class AlfWorldDomain:
         tasks: Sequence[Task] = [
             t for s in chosen for t in ([s] if isinstance(s, Task) else self.tasks(s))
         ]
-        shown = (console or stderr_console(True)) if progress else None
+        shown = (console or Console(stderr=True)) if progress else None
         with Counter("alfworld preparing games", len(tasks), shown) as bar:
             for task in tasks:
                 if source.cached(task):

@@ -342,12 +342,15 @@ def generate_many(
 ) -> list[Settled]:
     """:func:`settle` for each (settings, seed) in a pool of ``workers`` processes (default: one
     per core), with a progress bar on stderr; the results in the order of ``jobs``."""
-    from alma.progress import Counter, stderr_console
+    from rich.console import Console
+
+    from alma.progress import Counter
 
     if not jobs:
         return []
     count = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    bar = Counter("generating TextWorld games", len(jobs), stderr_console(progress))
+    console = Console(stderr=True) if progress else None
+    bar = Counter("generating TextWorld games", len(jobs), console)
     results: dict[int, Settled] = {}
     context = multiprocessing.get_context("spawn")
     with bar, ProcessPoolExecutor(count, mp_context=context) as pool:
