@@ -120,6 +120,12 @@ def clean_environment(scratch: Path) -> dict[str, str]:
     }
 
 
+def private_folders() -> set[Path]:
+    """The folders no worker sees, whatever the run: the home, working and temporary folders
+    (a run's own folder is added by its sandbox)."""
+    return {folder.resolve() for folder in (Path.home(), Path.cwd(), Path(tempfile.gettempdir()))}
+
+
 def under(path: Path, folder: Path) -> bool:
     try:
         path.relative_to(folder)

@@ -21,7 +21,6 @@ import contextlib
 import logging
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from alma.sandbox.isolation import (
     clean_environment,
     limiter,
     new_scratch,
+    private_folders,
     under,
     worker_command,
 )
@@ -140,8 +140,7 @@ def default_profile() -> Profile:
     """The profile of a sandbox with the default settings: the strongest mechanism, default
     limits, and the home, working and temporary folders hidden (runs live under the working
     folder unless configured elsewhere)."""
-    folders = (Path.home(), Path.cwd(), Path(tempfile.gettempdir()))
-    hidden = sorted({folder.resolve() for folder in folders if folder.exists()})
+    hidden = sorted(folder for folder in private_folders() if folder.exists())
     return Profile(choose("auto"), Limits(), tuple(hidden))
 
 

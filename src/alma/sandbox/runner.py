@@ -15,7 +15,6 @@ import contextlib
 import functools
 import logging
 import subprocess
-import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from alma.memory.runner import (
     describe_failure,
 )
 from alma.memory.toolkit import Services
-from alma.sandbox.isolation import Limits, Mechanism, choose, describe
+from alma.sandbox.isolation import Limits, Mechanism, choose, describe, private_folders
 from alma.sandbox.launch import Profile, Spawned, spawn, take_early
 from alma.sandbox.rpc import MAX_LINE, ProtocolError, decode, encode, pack_array
 from alma.types import Episode, EpisodeStart, Message, to_dict
@@ -496,13 +495,13 @@ def factory_from_config(config: AlmaConfig, run_dir: Path) -> SandboxFactory:
         sandbox.open_files,
         sandbox.file_size_mb,
     )
-    hidden = {Path.home(), Path.cwd(), run_dir.resolve(), Path(tempfile.gettempdir())}
+    hidden = private_folders() | {run_dir.resolve()}
     settings = SandboxSettings(
         choose(sandbox.mode),
         limits,
         config.eval.retrieve_timeout_s,
         config.eval.update_timeout_s,
-        tuple(sorted(path.resolve() for path in hidden)),
+        tuple(sorted(hidden)),
         config.memory.vector_backend,
     )
     if sandbox.unsafe_no_sandbox:
