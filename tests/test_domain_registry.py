@@ -47,6 +47,12 @@ def test_unknown_domain_and_task() -> None:
     with pytest.raises(UnknownDomainError, match="has no task 'nope'") as caught:
         find_task(get_domain("toy"), "nope")
     assert "toy-train-000" in (caught.value.hint or "")
+    assert caught.value.hint == (
+        "task ids run toy-train-000 to -049, toy-eval-id-000 to -049, toy-eval-ood-000 to -049"
+    )
+    with pytest.raises(UnknownDomainError) as caught:  # ids that name families: examples
+        find_task(get_domain("babaisai"), "nope")
+    assert (caught.value.hint or "").startswith("task ids look like babaisai-train-goto_win-000")
 
 
 def test_open_env_applies_the_step_limit() -> None:

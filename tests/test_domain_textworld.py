@@ -22,6 +22,7 @@ import pytest
 from alma.cli import main
 from alma.domains.base import Domain, TextEnv
 from alma.domains.checker import check_domain
+from alma.domains.registry import find_task
 from alma.errors import ConfigError, MissingDependencyError, UnknownDomainError, UsageError
 from alma.llm.weights import models_dir, weights_status
 from alma.types import SPLITS, Split, Task
@@ -156,11 +157,11 @@ def test_bad_options_and_foreign_tasks_are_refused(domain: TextWorldDomain) -> N
     with pytest.raises(UsageError):
         domain.tasks("test")  # type: ignore[arg-type]
     with pytest.raises(UnknownDomainError) as caught:
-        domain.task("textworld-train-050")
+        find_task(domain, "textworld-train-050")
     assert caught.value.hint is not None
     assert "textworld-train-000 to -049" in caught.value.hint
     assert "textworld-eval-ood-000 to -049" in caught.value.hint
-    assert domain.task("textworld-eval-ood-049").split == "eval_out_of_distribution"
+    assert find_task(domain, "textworld-eval-ood-049").split == "eval_out_of_distribution"
     with pytest.raises(UnknownDomainError, match="not a textworld task"):
         domain.make_env(Task("toy-train-000", "train", "Find it.", 0, {"profile": "standard"}))
 
@@ -173,7 +174,7 @@ def test_a_missing_textworld_package_is_one_error_with_the_install_command(
     monkeypatch.delattr(package, "generation", raising=False)
     monkeypatch.setitem(sys.modules, "alma.domains.textworld.generation", None)
     with pytest.raises(MissingDependencyError) as caught:
-        domain.make_env(domain.task("textworld-train-000"))
+        domain.make_env(find_task(domain, "textworld-train-000"))
     assert caught.value.hint == "pip install 'textworld==1.7.0'"
     assert caught.value.exit_code == 2
 
@@ -243,7 +244,7 @@ def test_check_domain_passes(domain_cache: Path) -> None:
 def test_the_walkthrough_wins_through_the_env(
     domain_cache: Path, domain: TextWorldDomain, task_id: str, game_seed: int
 ) -> None:
-    task = domain.task(task_id)
+    task = find_task(domain, task_id)
     commands = domain.solve(task)
     assert 0 < len(commands) <= STEP_LIMIT
     env = domain.make_env(task)
@@ -268,7 +269,7 @@ def test_the_walkthrough_wins_through_the_env(
 def test_restart_quit_and_undo_never_reach_the_game(
     domain_cache: Path, domain: TextWorldDomain
 ) -> None:
-    task = domain.task("textworld-train-000")  # coin collector
+    task = find_task(domain, "textworld-train-000")  # coin collector
     walkthrough = domain.solve(task)
     env = domain.make_env(task)
     try:
@@ -289,7 +290,7 @@ def test_restart_quit_and_undo_never_reach_the_game(
 def test_losing_ends_the_episode_without_success(
     domain_cache: Path, domain: TextWorldDomain
 ) -> None:
-    task = domain.task("textworld-train-001")  # cooking
+    task = find_task(domain, "textworld-train-001")  # cooking
     food = next(c.split(" ", 1)[1] for c in domain.solve(task) if c.startswith("take "))
     food = food.split(" from ")[0]
     walkthrough = domain.solve(task)
@@ -311,7 +312,7 @@ def test_envs_in_threads_and_one_generation_per_game(
     domain_cache: Path,
 ) -> None:
     domain = TextWorldDomain()
-    task = domain.task("textworld-eval-id-000")  # coin collector
+    task = find_task(domain, "textworld-eval-id-000")  # coin collector
     reference = domain.make_env(task).reset().text  # from the session cache
     walkthrough = domain.solve(task)
     monkeypatch.setenv("ALMA_CACHE_DIR", str(tmp_path / "fresh"))
@@ -341,7 +342,7 @@ def test_prepare_generates_in_worker_processes_the_same_games(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, domain_cache: Path
 ) -> None:
     domain = TextWorldDomain()
-    tasks = [domain.task("textworld-train-000"), domain.task("textworld-eval-ood-000")]
+    tasks = [find_task(domain, f"textworld-{infix}-000") for infix in ("train", "eval-ood")]
     expected = [domain.make_env(task).reset().text for task in tasks]  # session cache
     monkeypatch.setenv("ALMA_CACHE_DIR", str(tmp_path / "fresh"))
     done = domain.prepare(tasks, workers=2, progress=False)
@@ -362,7 +363,7 @@ def test_a_seed_that_fails_is_replaced_and_remembered(
     monkeypatch.setenv("ALMA_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(gen, "ISOLATED", False)  # generate here, where the generator is patched
     domain = TextWorldDomain()
-    task = domain.task("textworld-train-003")  # coin collector
+    task = find_task(domain, "textworld-train-003")  # coin collector
     desc, make, arguments = textworld.challenges.CHALLENGES["tw-coin_collector"]
     calls: list[int] = []
 

@@ -192,15 +192,28 @@ def find_task(domain: Domain, task_id: str) -> Task:
     if callable(lookup):
         task: Task = lookup(task_id)
         return task
+    firsts, ranges = [], []
     for split in SPLITS:
-        for task in domain.tasks(split):
+        tasks = domain.tasks(split)
+        for task in tasks:
             if task.id == task_id:
                 return task
-    examples = [task.id for task in list(domain.tasks("train"))[:3]]
-    raise UnknownDomainError(
-        f"domain {domain.name!r} has no task {task_id!r}",
-        hint=f"task ids look like {', '.join(examples)}; `alma domains` shows the counts",
-    )
+        if tasks:
+            firsts.append(tasks[0].id)
+            ranges.append(_id_run(tasks[0].id, tasks[-1].id))
+    if ranges and None not in ranges:
+        hint = f"task ids run {', '.join(str(run) for run in ranges)}"
+    else:  # ids that name more than a number (families, levels): examples will do
+        hint = f"task ids look like {', '.join(firsts)}; `alma domains` shows the counts"
+    raise UnknownDomainError(f"domain {domain.name!r} has no task {task_id!r}", hint=hint)
+
+
+def _id_run(first: str, last: str) -> str | None:
+    """``toy-train-000 to -019`` when the two ids differ only in their number, else None."""
+    head, _, number = last.rpartition("-")
+    if first.rpartition("-")[0] != head or not number.isdigit():
+        return None
+    return first if first == last else f"{first} to -{number}"
 
 
 def prepare_tasks(domain: Domain, tasks: Sequence[Task], *, progress: bool) -> None:

@@ -163,25 +163,6 @@ class TextWorldDomain:
             "cache": str(cache_dir("textworld")),
         }
 
-    def task(self, task_id: str) -> Task:
-        """The task called ``task_id``.
-
-        Raises:
-            UnknownDomainError: naming the valid ids of every split.
-        """
-        for split in SPLITS:
-            for task in self.tasks(split):
-                if task.id == task_id:
-                    return task
-        last = self.tasks_per_split - 1
-        ranges = ", ".join(
-            f"textworld-{plan.infix}-000 to -{last:03d}" for plan in SPLIT_PLANS.values()
-        )
-        raise UnknownDomainError(
-            f"textworld has no task {task_id!r}",
-            hint=f"task ids run {ranges}" if last >= 0 else "this textworld domain has no tasks",
-        )
-
     def game(self, task: Task) -> Any:
         """The task's game in the cache (a ``CachedGame``: seed, story file, seeds skipped),
         generated first if needed."""
