@@ -256,12 +256,7 @@ def domains_prepare(
 
     from alma.domains.registry import configured_domain
 
-    splits = split or list(SPLITS)
-    for chosen in splits:
-        if chosen not in SPLITS:
-            raise typer.BadParameter(
-                f"{chosen!r} is not one of {', '.join(SPLITS)}", param_hint="--split"
-            )
+    splits = [check_split(chosen) for chosen in split] if split else list(SPLITS)
     domain = configured_domain(build_config(), name)
     prepare = getattr(domain, "prepare", None)
     if not callable(prepare):
