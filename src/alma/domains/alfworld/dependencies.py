@@ -16,7 +16,6 @@ from typing import Any
 
 from alma.errors import MissingDependencyError
 
-INSTALL = "pip install 'alma[alfworld]'"
 DATA_ENV = "ALFWORLD_DATA"
 #: Where ``alfworld-download`` puts the official data when ALFWORLD_DATA is unset.
 DEFAULT_DATA_DIR = Path("~/.cache/alfworld").expanduser()
@@ -33,22 +32,16 @@ def user_data_setting() -> str | None:
     return value
 
 
-def install_command() -> str:
-    """How to install what the domain needs, as the domain registry says it."""
-    from alma.domains.registry import domain_specs
-
-    spec = domain_specs().get("alfworld")
-    return spec.install if spec is not None and spec.install else INSTALL
-
-
 def _import(name: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except ImportError as exc:
+        from alma.domains.registry import domain_spec
+
         missing = (exc.name or name).split(".")[0]
         raise MissingDependencyError(
             f"the alfworld domain needs {missing!r}, which does not import ({exc})",
-            hint=install_command(),
+            hint=domain_spec("alfworld").install,
         ) from exc
 
 

@@ -49,11 +49,11 @@ def _generation() -> ModuleType:
     try:
         from alma.domains.textworld import generation
     except ImportError as exc:
-        from alma.domains.registry import domain_specs
+        from alma.domains.registry import domain_spec
 
         raise MissingDependencyError(
             f"the textworld domain needs the textworld package ({exc})",
-            hint=domain_specs()["textworld"].install,
+            hint=domain_spec("textworld").install,
         ) from exc
     return generation
 
