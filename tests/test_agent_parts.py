@@ -1,5 +1,20 @@
-from alma.agent.actor import History, render_memory
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from alma.agent.actor import Actor, History, render_memory
 from alma.agent.matching import match_action
+from alma.config import AlmaConfig
+from alma.llm.scripted import scripted_from_spec
+from stuck_domain import StuckDomain
 
 
 def test_match_exact_normalised_closest_and_invalid() -> None:
@@ -45,3 +60,104 @@ def test_history_trims_in_chunks() -> None:
             trims += 1
             previous = len(history.omitted)
     assert trims < 200 / 5  # the prefix changes rarely, not every step
+
+
+@pytest.fixture
+def stuck() -> Iterator[StuckDomain]:
+    domain = StuckDomain()
+    yield domain
+    domain.release.set()  # lets the hung game's thread end
+
+
+def play(domain: StuckDomain, timeout_s: float) -> tuple[float, object]:
+    actor = Actor(scripted_from_spec(None), domain, step_timeout_s=timeout_s)
+    started = time.perf_counter()
+    episode = asyncio.run(actor.run(domain.tasks("train")[0]))
+    return time.perf_counter() - started, episode
+
+
+def test_the_step_limit_of_environment_calls_is_configurable() -> None:
+    assert AlmaConfig().agent.step_timeout_s == 60.0
+    settings = AlmaConfig.model_validate({"agent": {"step_timeout_s": 2.5}}).agent
+    actor = Actor.configured(scripted_from_spec(None), StuckDomain(), settings)
+    assert actor.step_timeout_s == 2.5
+
+
+@pytest.mark.parametrize("at", [1, 3])
+def test_a_stuck_step_ends_its_episode_with_an_error(stuck: StuckDomain, at: int) -> None:
+    stuck.at = at
+    seconds, episode = play(stuck, 0.2)
+    assert seconds < 2
+    outcome = episode.outcome  # type: ignore[attr-defined]
+    assert outcome.reason == "error" and not outcome.success
+    assert outcome.error == "environment step took longer than 0.2 s"
+    assert outcome.steps == at - 1  # the steps before the stuck one are kept
+    # the game ran on a daemon thread, never on the event loop's; it was not closed under the
+    # hung step: the close waits its turn on that thread
+    (thread,) = stuck.used
+    assert thread.daemon and thread is not threading.main_thread()
+    assert stuck.closed == []
+    stuck.release.set()
+    for _ in range(100):
+        if stuck.closed:
+            break
+        time.sleep(0.01)
+    assert stuck.closed == [thread]
+
+
+@pytest.mark.parametrize("where", ["open", "reset"])
+def test_a_game_stuck_before_its_first_step_ends_the_episode(
+    stuck: StuckDomain, where: str
+) -> None:
+    stuck.where = where
+    seconds, episode = play(stuck, 0.2)
+    assert seconds < 2
+    outcome = episode.outcome  # type: ignore[attr-defined]
+    assert (outcome.reason, outcome.steps, outcome.success) == ("error", 0, False)
+    assert outcome.error == f"environment {where} took longer than 0.2 s"
+
+
+def test_a_game_that_does_not_hang_is_closed_on_its_thread(stuck: StuckDomain) -> None:
+    stuck.where = "nowhere"
+    _, episode = play(stuck, 5.0)
+    assert episode.outcome.reason in ("success", "step_limit")  # type: ignore[attr-defined]
+    (thread,) = stuck.used
+    assert stuck.closed == [thread] and thread.daemon
+
+
+INTERRUPTED_RUN = """
+import sys
+from stuck_domain import register
+register()
+from alma.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_ctrl_c_during_a_stuck_step_stops_a_run_within_seconds(tmp_path: Path) -> None:
+    marker = tmp_path / "hung"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).parent),
+        "STUCK_MARKER": str(marker),
+        "STUCK_WHERE": "step",
+    }
+    command = [sys.executable, "-c", INTERRUPTED_RUN, "eval", "--domain", "stuck", "--quick"]
+    command += ["--memory", "no_memory", "--run-dir", str(tmp_path / "run")]
+    process = subprocess.Popen(
+        command, env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.exists(), process.communicate(timeout=5)
+        interrupted = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=10)
+        assert time.monotonic() - interrupted < 5
+        assert code == 130, process.communicate()[1]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

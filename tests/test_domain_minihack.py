@@ -7,6 +7,9 @@ import importlib
 import json
 import random
 import re
+import subprocess
+import sys
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -451,6 +454,48 @@ def test_a_random_episode_through_the_harness(
     assert all(step["valid"] for step in steps)  # random admissible actions always match
     assert result["reason"] in ("success", "done", "step_limit")
     assert result["episode"]["start"]["observation"].startswith("You are at x=")
+
+
+RACE = """
+import threading
+from alma.domains.minihack import MiniHackDomain
+domain = MiniHackDomain()
+tasks = domain.tasks("train")[:8]
+start = threading.Barrier(len(tasks))
+def play(task):
+    start.wait()  # every thread creates its first game at the same moment
+    env = domain.make_env(task)
+    env.reset()
+    env.close()
+threads = [threading.Thread(target=play, args=(task,)) for task in tasks]
+[thread.start() for thread in threads]
+[thread.join() for thread in threads]
+print("done")
+"""
+
+
+@pytest.mark.domain
+def test_games_created_at_once_in_fresh_processes_never_deadlock() -> None:
+    # NLE's first game construction deadlocked two threads in about one process in four
+    for _ in range(6):
+        done = subprocess.run(
+            [sys.executable, "-c", RACE], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0 and done.stdout.strip() == "done", done.stderr[-500:]
+
+
+@pytest.mark.domain
+def test_quick_evaluations_in_a_row_at_the_default_concurrency(tmp_path: Path) -> None:
+    for index in range(3):
+        command = [sys.executable, "-m", "alma", "eval", "--domain", "minihack", "--quick"]
+        command += ["--agent-model", "scripted", "--memory", "no_memory", "--json"]
+        command += ["--run-dir", str(tmp_path / f"run-{index}")]
+        started = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-500:]
+        assert time.perf_counter() - started < 60  # seconds when nothing freezes
+        result = json.loads(done.stdout)
+        assert result["n_episodes"] == 11 and result["episode_errors"] == 0
 
 
 @pytest.mark.domain

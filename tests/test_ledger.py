@@ -1,13 +1,19 @@
+import asyncio
 import logging
+import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from alma.errors import BudgetExceededError, LLMError
+from alma.errors import BudgetExceededError, LLMError, MalformedOutputError
 from alma.llm.cache import CachedLLM, ResponseCache
 from alma.llm.ledger import Budget, Ledger, Metered
 from alma.llm.prices import PriceTable
+from alma.llm.retry import before_attempt, note_retry
 from alma.llm.scripted import ScriptedLLM
+from alma.llm.tokens import approx_message_tokens, approx_prompt_tokens
 from alma.store import RunStore
 from alma.types import Completion, Message, Usage
 
@@ -154,3 +160,171 @@ async def test_child_ledger_tallies_its_share_within_the_parent_budget(tmp_path:
         await Metered(FixedLLM("m", Usage(1, 0)), child, "memory").complete(HELLO)
     scopes = [r["scope"] for r in store.query("SELECT scope FROM llm_calls ORDER BY id")]
     assert scopes == ["eval:abc", "", "eval:abc"]
+
+
+# --------------------------------------------------------------------------- exact accounting
+
+
+class Move(BaseModel):
+    action: str
+
+
+class SchemaBreakingLLM:
+    """Answers twice, never in the schema: the provider's MalformedOutputError."""
+
+    model = "gpt-5-nano"
+
+    async def complete(self, messages, **kwargs) -> Completion:  # type: ignore[no-untyped-def]
+        raise MalformedOutputError(
+            "no valid Move after one repair round",
+            usage=Usage(300, 40, 100),
+            text='{"act": 1}',
+        )
+
+
+class RetryingLLM:
+    """Reports ``causes`` as retries to the call hooks, then answers (or stalls forever)."""
+
+    model = "gpt-5-nano"
+
+    def __init__(self, causes: list[str], *, stall: bool = False) -> None:
+        self.causes = causes
+        self.stall = stall
+
+    async def complete(self, messages, **kwargs) -> Completion:  # type: ignore[no-untyped-def]
+        for cause in self.causes:
+            before_attempt()
+            note_retry(cause)
+        before_attempt()
+        if self.stall:
+            await asyncio.Event().wait()
+        return Completion("done", usage=Usage(20, 2), model=self.model)
+
+
+async def test_malformed_output_is_recorded_with_the_tokens_of_its_answers(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run")
+    ledger = Ledger(store=store)
+    with pytest.raises(MalformedOutputError):
+        await Metered(SchemaBreakingLLM(), ledger, "agent").complete(HELLO, schema=Move)
+    tally = ledger.by_purpose["agent"]
+    assert (tally.calls, tally.errors, tally.tokens, tally.cached_tokens) == (1, 1, 340, 100)
+    assert tally.cost_usd == pytest.approx(PriceTable().cost("gpt-5-nano", Usage(300, 40, 100)))
+    assert tally.cost_usd > 0
+    row = store.query("SELECT prompt_tokens, completion_tokens, error FROM llm_calls")[0]
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (300, 40)
+    assert row["error"].startswith("MalformedOutputError: no valid Move")
+
+
+async def test_cancelled_call_is_recorded_at_its_prompt_size(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run")
+    ledger = Ledger(store=store)
+    llm = Metered(RetryingLLM([], stall=True), ledger, "memory")
+    messages = [Message("system", "You remember things."), Message("user", "x" * 400)]
+    task = asyncio.create_task(llm.complete(messages, schema=Move))
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    expected = approx_prompt_tokens([m.content for m in messages], Move)
+    assert expected > approx_message_tokens(m.content for m in messages) > 100
+    tally = ledger.by_purpose["memory"]
+    assert (tally.calls, tally.cancelled, tally.errors, tally.prompt_tokens) == (1, 1, 0, expected)
+    row = store.query("SELECT prompt_tokens, error, estimated FROM llm_calls")[0]
+    assert tuple(row) == (expected, "cancelled", 1)
+
+
+async def test_retries_are_rows_of_the_call_they_belong_to(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "run")
+    root = Ledger(store=store)
+    child = root.child("eval:abc")
+    llm = Metered(RetryingLLM(["HTTP 429: slow down", "malformed body: not JSON"]), child, "agent")
+    assert (await llm.complete(HELLO)).text == "done"
+    rows = store.query(
+        "SELECT kind, scope, purpose, prompt_tokens, error FROM llm_calls ORDER BY id"
+    )
+    assert [tuple(r) for r in rows] == [
+        ("retry", "eval:abc", "agent", 0, "HTTP 429: slow down"),
+        ("retry", "eval:abc", "agent", 0, "malformed body: not JSON"),
+        ("chat", "eval:abc", "agent", 20, None),
+    ]
+    for ledger in (root, child):
+        tally = ledger.by_purpose["agent"]
+        assert (tally.calls, tally.retries, tally.errors) == (1, 2, 0)
+    summary = root.summary()
+    assert summary["total"]["retries"] == 2  # type: ignore[index]
+    assert summary["by_purpose"]["agent"]["errors"] == 0  # type: ignore[index]
+
+
+async def test_budget_spent_stops_a_call_between_retries() -> None:
+    ledger = Ledger(budget=Budget(tokens=100))
+    spender = Metered(FixedLLM("m", Usage(100, 0)), ledger, "agent")
+
+    class SpendsDuringRetry(RetryingLLM):
+        async def complete(self, messages, **kwargs) -> Completion:  # type: ignore[no-untyped-def]
+            before_attempt()
+            note_retry("HTTP 500: oops")
+            await spender.complete(HELLO)  # another call spends the budget meanwhile
+            return await super().complete(messages, **kwargs)
+
+    with pytest.raises(BudgetExceededError):
+        await Metered(SpendsDuringRetry([]), ledger, "agent").complete(HELLO)
+    tally = ledger.by_purpose["agent"]
+    assert (tally.calls, tally.retries, tally.tokens) == (1, 1, 100)
+
+
+async def test_totals_after_reload_count_calls_retries_errors_and_estimates(
+    tmp_path: Path,
+) -> None:
+    store = RunStore(tmp_path / "run")
+    ledger = Ledger(store=store)
+    await Metered(RetryingLLM(["HTTP 503: busy"]), ledger, "agent").complete(HELLO)
+    with pytest.raises(MalformedOutputError):
+        await Metered(SchemaBreakingLLM(), ledger, "agent").complete(HELLO)
+    with pytest.raises(LLMError):
+        await Metered(FailingLLM(), ledger, "meta").complete(HELLO)
+    ledger.record(purpose="memory", model="m", usage=Usage(7, 3), latency_s=0.1, estimated=True)
+    ledger.record(purpose="memory", model="m", usage=Usage(5), latency_s=0.1, error="cancelled")
+    before = {p: t.as_dict() for p, t in ledger.by_purpose.items()}
+    store.close()
+    reopened = Ledger(store=RunStore(tmp_path / "run"))
+    after = {p: t.as_dict() for p, t in reopened.by_purpose.items()}
+    assert after == before
+    assert after["agent"]["calls"] == 2 and after["agent"]["retries"] == 1
+    assert after["agent"]["errors"] == 1 and after["meta"]["errors"] == 1
+    assert (after["memory"]["estimated"], after["memory"]["cancelled"]) == (1, 1)
+    assert after["memory"]["errors"] == 0  # a cancelled call did not fail
+
+
+def test_a_database_without_the_estimated_column_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "run"
+    path.mkdir()
+    old = sqlite3.connect(path / "alma.sqlite")
+    old.execute(
+        "CREATE TABLE llm_calls (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, "
+        "scope TEXT NOT NULL DEFAULT '', purpose TEXT NOT NULL, model TEXT NOT NULL, "
+        "kind TEXT NOT NULL DEFAULT 'chat', prompt_tokens INTEGER NOT NULL DEFAULT 0, "
+        "completion_tokens INTEGER NOT NULL DEFAULT 0, cached_tokens INTEGER NOT NULL DEFAULT 0,"
+        " latency_s REAL NOT NULL DEFAULT 0, cost_usd REAL NOT NULL DEFAULT 0, "
+        "from_cache INTEGER NOT NULL DEFAULT 0, error TEXT)"
+    )
+    old.execute(
+        "INSERT INTO llm_calls(ts, purpose, model, prompt_tokens) VALUES (1, 'agent', 'm', 9)"
+    )
+    old.commit()
+    old.close()
+    ledger = Ledger(store=RunStore(path))
+    assert ledger.by_purpose["agent"].tokens == 9
+    ledger.record(purpose="agent", model="m", usage=Usage(1, 1), latency_s=0, estimated=True)
+    assert Ledger(store=RunStore(path)).by_purpose["agent"].as_dict()["estimated"] == 1
+
+
+async def test_estimated_usage_is_flagged_in_the_row(tmp_path: Path) -> None:
+    class NoUsageLLM(FixedLLM):
+        async def complete(self, messages, **kwargs) -> Completion:  # type: ignore[no-untyped-def]
+            completion = await super().complete(messages, **kwargs)
+            return replace(completion, usage_estimated=True)
+
+    store = RunStore(tmp_path / "run")
+    await Metered(NoUsageLLM("m", Usage(12, 3)), Ledger(store=store), "agent").complete(HELLO)
+    row = store.query("SELECT prompt_tokens, estimated FROM llm_calls")[0]
+    assert tuple(row) == (12, 1)

@@ -44,9 +44,30 @@ async def test_a_failing_call_keeps_what_the_ledger_already_has(tmp_path: Path) 
             with pytest.raises(LLMError, match="2 attempts"):
                 await llm.complete([Message("user", "again")], schema=Verdict)
     db = sqlite3.connect(tmp_path / "run" / "alma.sqlite")
-    rows = db.execute("SELECT prompt_tokens, error FROM llm_calls ORDER BY id").fetchall()
-    assert rows[0] == (100, None)
-    assert rows[1][0] == 0 and "LLMError" in rows[1][1]
+    rows = db.execute("SELECT kind, prompt_tokens, error FROM llm_calls ORDER BY id").fetchall()
+    assert rows[0] == ("chat", 100, None)
+    assert rows[1] == (
+        "retry",
+        0,
+        "HTTP 500: The server had an error while processing your request",
+    )
+    assert rows[2][:2] == ("chat", 0) and "LLMError" in rows[2][2] and "HTTP 429" in rows[2][2]
+
+
+async def test_embedding_retries_are_on_the_record(tmp_path: Path) -> None:
+    with FakeOpenAI(embedding_dim=8) as fake:
+        fake.script_embeddings(rate_limited())
+        config = config_for(fake, tmp_path)
+        async with Run(config, tmp_path / "run") as run:  # type: ignore[arg-type]
+            await run.models.embedder().embed(["a red key"])
+            tally = run.ledger.by_purpose["memory"]
+            assert (tally.calls, tally.retries) == (1, 1)
+    db = sqlite3.connect(tmp_path / "run" / "alma.sqlite")
+    rows = db.execute("SELECT kind, purpose, error FROM llm_calls ORDER BY id").fetchall()
+    assert rows == [
+        ("retry", "memory", "HTTP 429: Rate limit reached, slow down"),
+        ("embed", "memory", None),
+    ]
 
 
 async def test_embeddings_are_metered_with_real_usage(tmp_path: Path) -> None:

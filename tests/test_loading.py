@@ -1,6 +1,6 @@
 from pathlib import Path
 
-from alma.memory.loading import DesignSource, design_from_file, design_id, reference_design
+from alma.memory.loading import DesignSource, design_id, read_design, reference_design
 
 
 def test_design_id_ignores_whitespace_noise_and_the_archive_header(tmp_path: Path) -> None:
@@ -15,5 +15,5 @@ def test_archived_copy_loads_with_the_same_id(tmp_path: Path) -> None:
     design = reference_design("trajectory_retrieval")
     path = tmp_path / f"{design.id}.py"
     path.write_text(f"# alma memory design {design.id}\n# idea: -\n\n{design.source}")
-    assert design_from_file(path).id == design.id
+    assert read_design(path).id == design.id
     assert DesignSource("x", design.source).id == design.id

@@ -17,6 +17,7 @@ import pytest
 from pydantic import BaseModel
 
 from alma.errors import (
+    BudgetExceededError,
     ConfigError,
     EndpointUnreachableError,
     LLMError,
@@ -24,19 +25,35 @@ from alma.errors import (
     UsageError,
 )
 from alma.llm.base import LLM
-from alma.llm.openai_provider import OpenAIProvider, extract_json
-from alma.llm.retry import BackoffPolicy, is_retryable_status, parse_retry_after
+from alma.llm.embeddings import OpenAIEmbedder
+from alma.llm.openai_provider import OpenAIProvider, estimate_usage, extract_json
+from alma.llm.retry import (
+    BackoffPolicy,
+    CallHooks,
+    is_retryable_status,
+    observing,
+    parse_retry_after,
+)
+from alma.llm.tokens import approx_message_tokens, approx_tokens
 from alma.types import Message, Usage
 from fake_openai import (
+    Behaviour,
     FakeOpenAI,
+    RawBody,
     answer,
+    chaos,
     embedding_vector,
+    empty_choices,
     hang,
+    malformed_body,
     malformed_json,
+    odd_body,
     rate_limited,
     reject_json_schema,
+    reset,
     server_error,
     status,
+    truncated,
     unauthorized,
 )
 
@@ -519,3 +536,221 @@ def test_retryable_statuses() -> None:
 )
 def test_extract_json(text: str, expected: str) -> None:
     assert extract_json(text) == expected
+
+
+# --------------------------------------------------------------------------- broken bodies
+
+BROKEN_BODIES: dict[str, Callable[[], Behaviour]] = {
+    "not JSON": lambda: RawBody(b"<html>502 Bad Gateway</html>", content_type="text/html"),
+    "cut-off JSON": malformed_body,
+    "wrong shape": odd_body,
+    "empty choices": empty_choices,
+    "no message": lambda: RawBody(b'{"choices": [{"index": 0}]}'),
+    "content not text": lambda: RawBody(b'{"choices": [{"message": {"content": 5}}]}'),
+    "a JSON list": lambda: RawBody(b"[1, 2]"),
+    "error in a 200": lambda: RawBody(b'{"error": {"message": "upstream died"}}'),
+    "truncated body": truncated,
+    "connection reset": reset,
+}
+
+
+@pytest.mark.parametrize("broken", list(BROKEN_BODIES))
+async def test_broken_answer_is_retried_then_succeeds(
+    fake: FakeOpenAI, make: MakeProvider, broken: str
+) -> None:
+    fake.script(BROKEN_BODIES[broken](), answer("fine", prompt_tokens=8, completion_tokens=2))
+    completion = await make().complete(MESSAGES)
+    assert completion.text == "fine"
+    assert completion.usage == Usage(8, 2, 0)  # the broken attempt billed nothing
+    assert len(fake.chat_requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("broken", "cause"),
+    [
+        ("not JSON", "malformed body: not JSON"),
+        ("wrong shape", "malformed body: no 'choices' list"),
+        ("empty choices", "empty choices list"),
+        ("truncated body", "truncated body"),
+        ("connection reset", "connection dropped"),
+    ],
+)
+async def test_broken_answers_exhausted_raise_one_llm_error_naming_the_cause(
+    fake: FakeOpenAI, make: MakeProvider, broken: str, cause: str
+) -> None:
+    fake.script(*(BROKEN_BODIES[broken]() for _ in range(3)))
+    with pytest.raises(LLMError) as caught:
+        await make(max_retries=2).complete(MESSAGES, schema=Move)
+    error = caught.value
+    assert type(error) is LLMError  # not unreachable (a usage error), not malformed output
+    assert f"model 'test-model' at {fake.base_url} failed after 3 attempts (last: " in error.message
+    assert cause in error.message
+    assert "\n" not in error.message and error.hint
+    assert len(fake.chat_requests) == 3
+
+
+async def test_schema_breaking_twice_carries_the_usage_of_both_answers_and_the_text(
+    fake: FakeOpenAI, make: MakeProvider
+) -> None:
+    fake.script(
+        answer('{"action": "go north"}', prompt_tokens=100, completion_tokens=9),
+        answer('{"action": 3}', prompt_tokens=130, completion_tokens=6, cached_tokens=100),
+    )
+    with pytest.raises(MalformedOutputError) as caught:
+        await make().complete(MESSAGES, schema=Move)
+    assert caught.value.usage == Usage(230, 15, 100)
+    assert caught.value.text == '{"action": 3}'
+    assert not caught.value.usage_estimated
+
+
+async def test_a_repair_round_failing_for_good_still_reports_the_first_answer(
+    fake: FakeOpenAI, make: MakeProvider
+) -> None:
+    fake.script(answer("no json", prompt_tokens=50, completion_tokens=4), server_error())
+    with pytest.raises(LLMError) as caught:
+        await make(max_retries=0).complete(MESSAGES, schema=Move)
+    assert not isinstance(caught.value, MalformedOutputError)
+    assert caught.value.usage == Usage(50, 4, 0)
+
+
+async def test_retries_are_told_to_the_call_hooks_with_their_cause(
+    fake: FakeOpenAI, make: MakeProvider
+) -> None:
+    causes: list[str] = []
+    attempts: list[int] = []
+    hooks = CallHooks(before_attempt=lambda: attempts.append(1), on_retry=causes.append)
+    fake.script(rate_limited(), empty_choices(), malformed_body(), answer("ok"))
+    with observing(hooks):
+        await make(max_retries=3).complete(MESSAGES)
+    assert causes[0] == "HTTP 429: Rate limit reached, slow down"
+    assert causes[1:] == ["empty choices list", causes[2]]
+    assert causes[2].startswith("malformed body: not JSON")
+    assert len(attempts) == 4
+
+
+async def test_a_call_hook_can_stop_further_attempts(fake: FakeOpenAI, make: MakeProvider) -> None:
+    def refuse_after_first() -> None:
+        if fake.chat_requests:
+            raise BudgetExceededError("spent")
+
+    fake.script(server_error(), answer("never asked"))
+    hooks = CallHooks(refuse_after_first, lambda cause: None)
+    with observing(hooks), pytest.raises(BudgetExceededError):
+        await make(max_retries=3).complete(MESSAGES)
+    assert len(fake.chat_requests) == 1
+
+
+# --------------------------------------------------------------------------- no usage block
+
+
+async def test_missing_usage_is_estimated_with_one_warning(
+    fake: FakeOpenAI, make: MakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    text = "go north, then open the red door"
+    fake.script(answer(text, usage=False), answer(text, usage=False))
+    provider = make()
+    with caplog.at_level(logging.WARNING, logger="alma.llm"):
+        first = await provider.complete(MESSAGES)
+        await provider.complete(MESSAGES)
+    prompt = approx_message_tokens(m.content for m in MESSAGES)
+    assert first.usage == Usage(prompt, approx_tokens(text), 0)
+    assert first.usage_estimated
+    warnings = [r.getMessage() for r in caplog.records if "token usage" in r.getMessage()]
+    assert warnings == [
+        f"endpoint {fake.base_url} sends no token usage; counting estimated tokens "
+        "(about 4 characters a token)"
+    ]
+
+
+async def test_estimate_counts_the_schema_and_the_repair_round(
+    fake: FakeOpenAI, make: MakeProvider
+) -> None:
+    fake.script(answer("not json", usage=False), answer(VALID_MOVE, usage=False))
+    completion = await make(structured="json_object").complete(MESSAGES, schema=Move)
+    first, second = (r.body for r in fake.chat_requests)
+    expected = estimate_usage(first["messages"], {}, "not json") + estimate_usage(
+        second["messages"], {}, VALID_MOVE
+    )
+    assert completion.usage == expected and completion.usage_estimated
+    assert '"confidence"' in first["messages"][0]["content"]  # the instruction was counted
+    plain = approx_message_tokens(m.content for m in MESSAGES)
+    assert expected.prompt_tokens > 2 * plain + approx_tokens(Move.__name__)
+
+
+async def test_reported_usage_is_not_flagged(fake: FakeOpenAI, make: MakeProvider) -> None:
+    fake.script(answer("x", prompt_tokens=3, completion_tokens=1))
+    assert not (await make().complete(MESSAGES)).usage_estimated
+
+
+# --------------------------------------------------------------------------- the embedder
+
+
+@pytest.fixture
+async def embedder(fake: FakeOpenAI) -> AsyncIterator[OpenAIEmbedder]:
+    client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="k", max_retries=4, timeout=2.0)
+    yield OpenAIEmbedder("emb", client=client, dim=8, max_retries=2, backoff_base_s=0.001)
+    await client.close()
+
+
+async def test_embedder_retries_faults_itself_and_tells_the_hooks(
+    fake: FakeOpenAI, embedder: OpenAIEmbedder
+) -> None:
+    fake.script_embeddings(rate_limited(), malformed_body())
+    causes: list[str] = []
+    with observing(CallHooks(lambda: None, causes.append)):
+        vectors, tokens, estimated = await embedder.embed_counted(["a red key", "door"])
+    assert vectors.shape == (2, 8) and tokens == 4 and not estimated
+    assert vectors[1].tolist() == pytest.approx(embedding_vector("door", 8))
+    assert [c.split(":")[0] for c in causes] == ["HTTP 429", "malformed body"]
+    assert len(fake.requests) == 3  # the SDK's own retries (max_retries=4 above) are off
+
+
+async def test_embedder_exhausted_raises_llm_error(
+    fake: FakeOpenAI, embedder: OpenAIEmbedder
+) -> None:
+    fake.script_embeddings(server_error(), reset(), RawBody(b'{"data": []}'))
+    with pytest.raises(LLMError) as caught:
+        await embedder.embed(["x"])
+    assert "embedding model 'emb'" in caught.value.message
+    assert "after 3 attempts (last: malformed body: expected a 'data' list" in caught.value.message
+
+
+async def test_embedder_estimates_tokens_without_usage(
+    fake: FakeOpenAI, embedder: OpenAIEmbedder
+) -> None:
+    vector = embedding_vector("x", 8)
+    body = {"data": [{"index": 0, "embedding": vector}]}
+    fake.script_embeddings(RawBody(json.dumps(body).encode()))
+    _, tokens, estimated = await embedder.embed_counted(["twelve chars"])
+    assert (tokens, estimated) == (approx_tokens("twelve chars"), True)
+
+
+# --------------------------------------------------------------------------- chaos
+
+
+def test_chaos_faults_depend_only_on_request_order() -> None:
+    def good(body: dict[str, Any]) -> Behaviour:
+        return answer(f"good {body['n']}")
+
+    runs = []
+    for _ in range(2):
+        behaviour = chaos(good, rate=0.3, seed=11, hang_s=0.1)
+        runs.append([behaviour({"n": n}) for n in range(400)])
+        faults = sum(count for name, count in behaviour.drawn.items() if name != "good")
+        assert 90 <= faults <= 150  # about 30 %
+        assert set(behaviour.drawn) - {"good"} == {
+            "429_retry_after", "429", "500", "503", "reset", "hang", "truncated",
+            "malformed_body", "empty_choices", "schema_breaking", "slow",
+        }  # fmt: skip
+    assert runs[0] == runs[1]
+    answered = [b for b in runs[0] if isinstance(b, type(answer("")))]
+    assert any(b.text == "good 3" or b.delay_s for b in answered)
+
+
+async def test_chaos_retries_reach_the_good_answer(fake: FakeOpenAI, make: MakeProvider) -> None:
+    fake.default = chaos(lambda body: answer(VALID_MOVE), rate=0.3, seed=3, hang_s=1.0)
+    provider = make(timeout_s=0.5, max_retries=8)
+    for _ in range(20):  # one after the other: the n-th request meets the same fault every run
+        completion = await provider.complete(MESSAGES, schema=Move)
+        assert completion.parsed == Move(action="go north", confidence=0.9)
+    assert len(fake.chat_requests) > 20

@@ -7,7 +7,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -194,7 +193,8 @@ async def test_garbage_on_stdout_cannot_break_the_protocol(tmp_path: Path) -> No
 @needs_isolation
 async def test_hostile_design_in_a_real_evaluation(tmp_path: Path) -> None:
     """The patcher rewrites alma's scoring inside its worker: the parent's score is untouched,
-    the database stays whole, and the next design evaluates normally."""
+    the database stays whole, and the next design evaluates normally. A design that breaks the
+    protocol on every call is given up, never scored."""
     config = load_config(overrides={"models": {"agent": "scripted"}})
     async with Run(config, tmp_path / "run") as run:
         evaluator = Evaluator(run, ToyDomain())
@@ -206,11 +206,12 @@ async def test_hostile_design_in_a_real_evaluation(tmp_path: Path) -> None:
         )
         resources = await evaluator.evaluate(hostile("protocol"), "train", quick=True)
     assert patched.error is None and patched.score == honest.score < 1.0
-    assert resources.n_episodes == 11
+    assert resources.status == "design_failed" and "protocol" in (resources.error or "")
+    assert resources.skipped_calls > 0
     with sqlite3.connect(tmp_path / "run" / "alma.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         statuses = [row[0] for row in db.execute("SELECT status FROM evaluations")]
-    assert statuses == ["done", "done", "done"]
+    assert statuses == ["done", "done", "design_failed"]
 
 
 @pytest.mark.parametrize(
@@ -351,18 +352,28 @@ def test_scratch_folders_of_killed_runs_are_swept(
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     gone = subprocess.Popen(["true"])
     gone.wait()
-    old = 2 * isolation.STALE_AFTER_S
     folders = {
-        "dead-old": (f"alma-worker-{gone.pid}-a1", old),
-        "dead-fresh": (f"alma-worker-{gone.pid}-b2", 0),
-        "alive-old": (f"alma-worker-{os.getpid()}-c3", old),
-        "not-ours": ("alma-worker-x1", old),
+        "dead": f"alma-worker-{gone.pid}-a1",
+        "dead-too": f"alma-worker-{gone.pid}-b2",  # however recent: its owner is gone
+        "alive": f"alma-worker-{os.getpid()}-c3",
+        "not-ours": "alma-worker-x1",
     }
-    for name, age in folders.values():
+    for name in folders.values():
         (tmp / name).mkdir()
-        os.utime(tmp / name, (time.time() - age,) * 2)
-    assert isolation.sweep_scratch.__wrapped__() == 1
+    assert isolation.sweep_scratch.__wrapped__() == 2
     assert sorted(p.name for p in tmp.iterdir()) == sorted(
-        name for key, (name, _) in folders.items() if key != "dead-old"
+        name for key, name in folders.items() if not key.startswith("dead")
     )
     assert isolation.new_scratch().name.startswith(f"alma-worker-{os.getpid()}-")
+
+
+def test_cgroups_of_killed_runs_are_swept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "pids"
+    monkeypatch.setattr(isolation, "PIDS_ROOTS", (root,))
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    for name in (f"alma-{gone.pid}-1", f"alma-{os.getpid()}-2", "alma-x", "other-3"):
+        (root / name).mkdir(parents=True)
+    assert isolation.sweep_cgroups.__wrapped__() == 1
+    left = {p.name for p in root.iterdir()}
+    assert left == {"alma-x", f"alma-{os.getpid()}-2", "other-3"}

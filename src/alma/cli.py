@@ -1,17 +1,24 @@
 """The ``alma`` command line.
 
 Errors alma understands print one line and a hint (exit 2 for usage and configuration, 1 for
-failures, 3 when the budget stopped the work, 130 on Ctrl-C); ``--debug`` shows the traceback.
+failures, 3 when the budget stopped the work, 130 on Ctrl-C, 143 on SIGTERM and 129 on SIGHUP,
+which stop it the same way); ``--debug`` shows the traceback.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
+import signal
+import sqlite3
 import sys
+import threading
+from contextlib import suppress
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import tomli_w
@@ -507,8 +514,12 @@ def eval_command(
             console=None if as_json else err,
         )
     )
+    if not outcome.results:  # the budget stopped the evaluation before it was recorded
+        if as_json:
+            print_json({"run_dir": str(outcome.run_dir), "stopped": outcome.stopped})
+        stopped_by_budget(outcome.stopped, outcome.run_dir)
     result = outcome.results[0]
-    if isinstance(chosen, DesignSource) and run_dir is not None and not outcome.stopped:
+    if isinstance(chosen, DesignSource) and run_dir is not None and result.scored:
         from alma.search.session import record_in_archive
 
         record_in_archive(run_dir, result)  # `alma show` lists it with the design
@@ -519,10 +530,37 @@ def eval_command(
 
         show_result(out, result)
         out.print(f"run saved in {outcome.run_dir}")
-    if outcome.stopped:
-        raise BudgetExceededError(f"stopped: {outcome.stopped}; finished episodes are saved")
-    if result.error:
-        raise AlmaError(f"the design failed: {result.error}", hint="see the run database")
+    stopped_by_budget(outcome.stopped, outcome.run_dir)
+    unscored(outcome.results, outcome.run_dir)
+
+
+def stopped_by_budget(stopped: str | None, run_dir: Path) -> None:
+    """Exit 3 with the budget line when the budget stopped the work."""
+    if stopped:
+        raise BudgetExceededError(
+            f"stopped: {stopped}; finished episodes are saved in {run_dir}",
+            hint="raise --budget-usd / --budget-tokens and run the same command with "
+            f"--run-dir {run_dir}: only the missing episodes are played",
+        )
+
+
+def unscored(results: list[Any], run_dir: Path) -> None:
+    """Exit 1 with one line when an evaluation gave no score (a broken design, or episodes that
+    could not finish)."""
+    for result in results:
+        if result.status == "incomplete":
+            raise AlmaError(
+                f"the evaluation of {result.design_name} is incomplete, so it has no score: "
+                f"{result.error}",
+                hint=f"fix the cause and run the same command with --run-dir {run_dir}: only "
+                "the episodes that did not finish are played again",
+            )
+    for result in results:
+        if result.status == "design_failed":
+            raise AlmaError(
+                f"the design {result.design_name} failed: {result.error}",
+                hint="`alma check FILE.py` runs it on its own; see the run database for details",
+            )
 
 
 @app.command()
@@ -593,8 +631,8 @@ def compare(
 
         show_comparison(out, outcome.rows, split)
         out.print(f"run saved in {outcome.run_dir}")
-    if outcome.stopped:
-        raise BudgetExceededError(f"stopped: {outcome.stopped}; finished episodes are saved")
+    stopped_by_budget(outcome.stopped, outcome.run_dir)
+    unscored(outcome.results, outcome.run_dir)
 
 
 @app.command()
@@ -628,7 +666,10 @@ def check(
 
 @app.command()
 def learn(
-    domain: DomainOption,
+    domain: Annotated[
+        str | None,
+        typer.Option("--domain", "-d", help="domain (see alma domains); a resumed run knows it"),
+    ] = None,
     iterations: Annotated[
         int | None, typer.Option("--iterations", help="search iterations")
     ] = None,
@@ -670,7 +711,13 @@ def learn(
     as_json: JsonFlag = False,
 ) -> None:
     """Search for memory designs: analyse, implement, verify, evaluate, archive; repeat."""
-    from alma.search.session import archive_table, design_rows, resume_config, run_learn
+    from alma.search.session import (
+        archive_table,
+        design_rows,
+        resume_config,
+        run_domain,
+        run_learn,
+    )
 
     overrides: dict[str, Any] = {
         "models": {
@@ -697,7 +744,9 @@ def learn(
     }
     if resume is not None:
         config = resume_config(resume, overrides)
-        run_dir = resume
+        domain, run_dir = run_domain(resume, domain), resume
+    elif domain is None:
+        raise typer.BadParameter("name the domain to search on", param_hint="--domain")
     else:
         config = load_config(state.config_path, overrides)
     outcome = asyncio.run(run_learn(config, domain, run_dir, None if as_json else err))
@@ -737,7 +786,7 @@ def archive_command(
     """List the designs of a run, best first."""
     from alma.search.session import archive_table, design_rows, open_archive
 
-    store, archive = open_archive(run_dir)
+    store, archive = open_archive(run_dir, read_only=True)
     try:
         rows = design_rows(archive)
         if as_json:
@@ -757,7 +806,7 @@ def show(
     """Print a design: code, lineage, analysis, verification history, evaluations."""
     from alma.search.session import open_archive, show_design
 
-    store, archive = open_archive(run_dir)
+    store, archive = open_archive(run_dir, read_only=True)
     try:
         show_design(out, archive, design_id, as_json)
     finally:
@@ -801,48 +850,128 @@ def config_show(
 # --------------------------------------------------------------------------- entry point
 
 
-INTERRUPTED = "[yellow]interrupted[/]: what was finished is saved in the run directory"
+INTERRUPTED = "what was finished is saved in the run directory"
+# a service manager or `kill` (SIGTERM) and a closed terminal (SIGHUP) stop alma as Ctrl-C does
+STOP_SIGNALS = {signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
+# OSError numbers that blame the disk or a file, not alma, wherever they are met
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES})
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code (and exits with it when called as a script)."""
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("ALMA_DEBUG") == "1"
-    code = 0
+    received: list[signal.Signals] = []
+    previous = stop_like_ctrl_c(received)
+    try:
+        code = run_app(args, debug)
+    finally:
+        restore_handlers(previous)
+    if code == 130:
+        if received:  # the shell's convention: 128 + the signal's number
+            code = 128 + received[0]
+        with suppress(OSError):  # SIGHUP: the terminal may be gone
+            stopped = f"interrupted by {STOP_SIGNALS[received[0]]}" if received else "interrupted"
+            err.print(f"[yellow]{stopped}[/]: {INTERRUPTED}")
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+def stop_like_ctrl_c(received: list[signal.Signals]) -> dict[signal.Signals, Any]:
+    """Handle SIGTERM and SIGHUP the way Ctrl-C is handled; returns the handlers they replace.
+
+    The handler calls whatever handles SIGINT at that moment: inside ``asyncio.run`` that
+    cancels the main task (evaluations are marked interrupted, workers closed, everything
+    saved, then KeyboardInterrupt); elsewhere it raises KeyboardInterrupt at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return {}  # only the main thread may set handlers (alma called from a thread)
+    previous: dict[signal.Signals, Any] = {}
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Ctrl-C is ignored here (a job started in the background by a script). Block it
+        # instead: asyncio then sets up its SIGINT handling, the clean way these signals stop
+        # a run (a KeyboardInterrupt raised at a random point would strand its tasks)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        received.append(signal.Signals(signum))
+        on_interrupt = signal.getsignal(signal.SIGINT)
+        if callable(on_interrupt):
+            on_interrupt(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    for signum in STOP_SIGNALS:
+        previous[signum] = signal.signal(signum, handler)
+    return previous
+
+
+def restore_handlers(previous: dict[signal.Signals, Any]) -> None:
+    """Put back the handlers :func:`stop_like_ctrl_c` replaced (and unblock Ctrl-C)."""
+    for signum, handler in previous.items():
+        # None: a handler set outside Python, which cannot be put back; the default stands in
+        signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+    if signal.SIGINT in previous:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+def run_app(args: list[str], debug: bool) -> int:
+    """Run the command; every way it can end becomes an exit code and at most one error line
+    (the interruption line is main's, as it knows which signal it was)."""
     try:
         returned = app(args=args, prog_name="alma", standalone_mode=False)
         # typer returns the code of an Exit (Ctrl-C becomes Exit(130)) instead of raising it
-        code = returned if isinstance(returned, int) else 0
-        if code == 130:
-            err.print(INTERRUPTED)
+        return returned if isinstance(returned, int) else 0
     except typer.Exit as done:
-        code = done.exit_code
+        return done.exit_code
     except TyperException as usage:  # bad flags or arguments: typer's own usage message
         show = getattr(usage, "show", None)
         if show is not None:
             show(file=sys.stderr)
         else:
             err.print(f"[red]error[/]: {escape(usage.message)}")
-        code = usage.exit_code
+        return usage.exit_code
     except (typer.Abort, KeyboardInterrupt):
-        err.print(INTERRUPTED)
-        code = 130
+        return 130
     except AlmaError as error:
-        if debug:
-            err.print_exception()
-        err.print(f"[red]error[/]: {escape(error.message)}", highlight=False)
-        if error.hint:
-            err.print(f"[dim]hint[/]: {escape(error.hint)}", highlight=False)
-        code = error.exit_code
-    except Exception as error:  # an alma bug: still one line unless --debug
-        if debug:
+        return report(error, debug)
+    except Exception as error:
+        fault = storage_fault_behind(error)
+        if fault is not None:
+            return report(fault, debug)
+        if debug:  # an alma bug: still one line unless --debug
             err.print_exception()
         err.print(
             f"[red]internal error[/]: {type(error).__name__}: {escape(str(error))}",
             highlight=False,
         )
         err.print("[dim]hint[/]: run again with --debug and report the traceback")
-        code = 1
-    if argv is None:
-        sys.exit(code)
-    return code
+        return 1
+
+
+def report(error: AlmaError, debug: bool) -> int:
+    if debug:
+        err.print_exception()
+    err.print(f"[red]error[/]: {escape(error.message)}", highlight=False)
+    if error.hint:
+        err.print(f"[dim]hint[/]: {escape(error.hint)}", highlight=False)
+    return error.exit_code
+
+
+def storage_fault_behind(error: BaseException) -> AlmaError | None:
+    """A full disk, a read-only or unreadable file or a damaged database met outside the run's
+    store (the model cache, a scratch folder), as one line instead of a bug report."""
+    from alma.store import is_storage_fault, storage_fault
+
+    seen: BaseException | None = error
+    for _ in range(8):  # the error and what caused it
+        if seen is None:
+            return None
+        if isinstance(seen, sqlite3.Error) and is_storage_fault(seen):
+            return storage_fault(seen)
+        if isinstance(seen, OSError) and seen.errno in STORAGE_ERRNOS:
+            return storage_fault(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None

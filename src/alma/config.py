@@ -87,6 +87,9 @@ class AgentConfig(_Section):
     max_steps: int | None = Field(
         None, ge=1, description="cap below the domain's step limit (for quick trials)"
     )
+    step_timeout_s: float = Field(
+        60.0, gt=0, description="wall-clock limit of one environment call (open, reset, step)"
+    )
 
 
 class EvalConfig(_Section):
@@ -194,6 +197,18 @@ def read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(
             f"{path} is not valid TOML: {error}", hint="fix the line named, or remove the file"
+        ) from None
+    except UnicodeDecodeError as error:  # a binary or non-UTF-8 file
+        line = error.object[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path} is not valid TOML: not UTF-8 text (byte {error.object[error.start]:#04x} "
+            f"on line {line})",
+            hint="a settings file is UTF-8 text; fix or remove the file",
+        ) from None
+    except OSError as error:  # a folder, no permission, a failing disk
+        raise ConfigError(
+            f"cannot read config file {path}: {error.strerror or error}",
+            hint="check the path and its permissions (--config, or ./alma.toml)",
         ) from None
 
 

@@ -65,6 +65,7 @@ class Completion:
     latency_s: float = 0.0
     from_cache: bool = False
     model: str = ""
+    usage_estimated: bool = False  # the endpoint sent no usage; ``usage`` is estimated from text
 
 
 # --------------------------------------------------------------------------- domain values

@@ -8,8 +8,9 @@ outgrows its token budget, the oldest steps are dropped in one chunk and listed 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
-import time
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
@@ -19,11 +20,18 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from alma.agent.env_thread import EnvThread
 from alma.agent.matching import match_action
 from alma.config import AgentConfig
-from alma.domains.base import Domain
+from alma.domains.base import Domain, TextEnv
 from alma.domains.registry import open_env
-from alma.errors import AlmaError, BudgetExceededError, UsageError
+from alma.errors import (
+    AlmaError,
+    BudgetExceededError,
+    EnvironmentTimeoutError,
+    MalformedOutputError,
+    UsageError,
+)
 from alma.llm.base import LLM
 from alma.llm.scripted import ACTIONS_HEADER
 from alma.llm.tokens import approx_message_tokens
@@ -42,6 +50,8 @@ from alma.types import (
 )
 
 Recall = Callable[[EpisodeStart], Awaitable[dict[str, Any]]]
+
+log = logging.getLogger("alma.agent")
 
 
 class AgentStep(BaseModel):
@@ -114,28 +124,58 @@ class History:
 
 
 class Stepper:
-    """Steps an environment without blocking the event loop for long: steps run in a worker
-    thread until they prove fast (under a millisecond), then inline, which saves the thread
-    hop; a step that turns out slow sends the next ones back to the thread."""
+    """Opens, resets, steps and closes one episode's environment, each call on the episode's
+    own daemon thread (:class:`EnvThread`) and within ``timeout_s``: a call that takes longer
+    raises :class:`EnvironmentTimeoutError` and is left running, so that a stuck game ends its
+    episode, never the run, and neither keeps the process alive nor delays Ctrl-C. Never inline
+    on the event loop, however fast steps have been: a step that hangs there would stop
+    everything, the time limit included."""
 
-    FAST_S = 0.001
+    def __init__(self, timeout_s: float, name: str = "alma-env") -> None:
+        self.timeout_s = timeout_s
+        self.env: TextEnv | None = None
+        self._thread = EnvThread(name)
 
-    def __init__(self, env: Any) -> None:
-        self.env = env
-        self.inline = False
+    async def _call(self, what: str, call: Callable[[], Any]) -> Any:
+        future = asyncio.wrap_future(self._thread.submit(call))
+        try:
+            return await asyncio.wait_for(future, self.timeout_s)
+        except TimeoutError:
+            raise EnvironmentTimeoutError(
+                f"environment {what} took longer than {self.timeout_s:g} s",
+                hint="raise [agent] step_timeout_s if the game is slow rather than stuck",
+            ) from None
 
-    def _timed(self, action: str) -> tuple[Transition, float]:
-        started = time.perf_counter()
-        transition = self.env.step(action)
-        return transition, time.perf_counter() - started
+    async def open(self, make: Callable[[], TextEnv]) -> None:
+        self.env = await self._call("open", make)
+
+    async def reset(self) -> Observation:
+        assert self.env is not None, "open the environment first"
+        observation: Observation = await self._call("reset", self.env.reset)
+        return observation
 
     async def step(self, action: str) -> Transition:
-        if self.inline:
-            transition, seconds = self._timed(action)
-        else:
-            transition, seconds = await asyncio.to_thread(self._timed, action)
-        self.inline = seconds < self.FAST_S
+        env = self.env
+        assert env is not None, "open the environment first"
+        transition: Transition = await self._call("step", lambda: env.step(action))
         return transition
+
+    async def close(self) -> None:
+        """Close the environment after the calls before it. Waited for only when no call is
+        running: after a timeout or an interruption the close waits its turn on the thread,
+        and the episode does not wait for it."""
+        try:
+            if self.env is None:
+                return
+            if not self._thread.idle:
+                self._thread.submit(self.env.close)
+                return
+            try:
+                await self._call("close", self.env.close)
+            except EnvironmentTimeoutError as slow:
+                log.warning("%s", slow.message)
+        finally:
+            self._thread.stop()
 
 
 @dataclass
@@ -150,6 +190,7 @@ class Actor:
     match_cutoff: float = 0.6
     temperature: float | None = None  # None: the model layer's default
     max_steps: int | None = None  # a cap below the domain's step limit (quick trials)
+    step_timeout_s: float = 60.0  # wall-clock limit of one environment call
 
     @classmethod
     def configured(cls, llm: LLM, domain: Domain, settings: AgentConfig) -> Actor:
@@ -163,6 +204,7 @@ class Actor:
             match_cutoff=settings.match_cutoff,
             temperature=settings.temperature,
             max_steps=settings.max_steps,
+            step_timeout_s=settings.step_timeout_s,
         )
 
     @property
@@ -184,22 +226,26 @@ class Actor:
         ``memory`` is rendered into the prompt; or ``recall`` is called with the episode's start
         (after the environment is reset) to get it. ``seed`` goes to every model call of the
         episode, so sampled episodes are reproducible and cacheable."""
-        env = await asyncio.to_thread(open_env, self.domain, task, self.step_limit)
+        stepper = Stepper(self.step_timeout_s, name=f"alma-env-{task.id}")
         try:
-            return await self._play(env, task, memory or {}, recall, seed)
+            await stepper.open(functools.partial(open_env, self.domain, task, self.step_limit))
+            return await self._play(stepper, task, memory or {}, recall, seed)
+        except EnvironmentTimeoutError as stuck:  # opening or resetting: no step was played
+            start = EpisodeStart(self.domain.name, task.description, "")
+            outcome = Outcome(False, 0.0, 0, "error", stuck.message)
+            return Episode(start=start, steps=(), outcome=outcome, memory=memory or {})
         finally:
-            await asyncio.to_thread(env.close)
+            await stepper.close()
 
     async def _play(
         self,
-        env: Any,
+        stepper: Stepper,
         task: Task,
         memory: dict[str, Any],
         recall: Recall | None,
         seed: int | None,
     ) -> Episode:
-        first = await asyncio.to_thread(env.reset)
-        stepper = Stepper(env)
+        first = await stepper.reset()
         start = EpisodeStart(self.domain.name, task.description, first.text)
         if recall is not None:
             memory = await recall(start)
@@ -232,7 +278,15 @@ class Actor:
                 break
             except UsageError:
                 raise
-            except AlmaError as exc:
+            except MalformedOutputError as exc:
+                # the model answered, but not in the schema even after repair: the agent's own
+                # mistake, an invalid step as the benchmarks count it; the episode goes on
+                usage, invalid = usage + exc.usage, invalid + 1
+                steps.append(Step(observation.text, "", "", 0.0, exc.text[:200], valid=False))
+                turn = turn_text(observation, index + 2, limit) + template("unreadable").template
+                history.add(exc.text[:500], "", turn)
+                continue
+            except AlmaError as exc:  # the endpoint failed for good: not the agent's doing
                 reason, error = "error", exc.message
                 break
             usage, cost = usage + completion.usage, cost + completion.cost_usd
@@ -242,6 +296,9 @@ class Actor:
             invalid += not matched
             try:
                 result: Transition = await stepper.step(action)
+            except EnvironmentTimeoutError as exc:  # stuck: left on its thread
+                reason, error = "error", exc.message
+                break
             except Exception as exc:  # a broken environment ends the episode, not the run
                 reason, error = "error", f"environment failed: {type(exc).__name__}: {exc}"
                 break

@@ -28,7 +28,8 @@ class ComparisonRow:
         return {
             "design": self.result.design_name,
             "design_id": self.result.design_id,
-            "score": self.result.score,
+            "status": self.result.status,
+            "score": self.result.score if self.result.scored else None,
             "stderr": self.result.stderr,
             "ci95": list(self.result.ci95),
             "gain": None if gain is None else gain.gain,
@@ -39,6 +40,7 @@ class ComparisonRow:
             "cost_usd": self.result.cost_usd,
             "failed_memory_calls": self.result.memory.failed_calls,
             "error": self.result.error,
+            "error_line": self.result.error_line,
         }
 
 
@@ -61,7 +63,7 @@ async def compare(
     rows = []
     for result in results:
         versus = None
-        if result is not reference:
+        if result is not reference and result.scored and reference.scored:
             versus = paired_bootstrap(result.task_scores(), reference.task_scores())
         rows.append(ComparisonRow(result, versus))
     return rows

@@ -14,12 +14,18 @@ from alma.evaluate.protocol import EvalResult
 
 def show_result(console: Console, result: EvalResult) -> None:
     deploy = len(result.deploy_tasks)
+    if result.scored:
+        verdict = (
+            f"[bold]{result.score:.3f} ± {result.stderr:.3f}[/] "
+            f"(repeats {', '.join(f'{r:.2f}' for r in result.repeats)}; "
+            f"95% CI over {deploy} tasks [{result.ci95[0]:.2f}, {result.ci95[1]:.2f}])"
+        )
+    else:
+        verdict = f"[red]no score ({result.status.replace('_', ' ')})[/]"
     console.print(
         f"[bold]{result.design_name}[/] ({result.design_id}) on {result.domain}"
         f"{escape(f'[{result.tasks_source}]') if result.tasks_source else ''}/{result.split}, "
-        f"{result.rollout}: [bold]{result.score:.3f} ± {result.stderr:.3f}[/] "
-        f"(repeats {', '.join(f'{r:.2f}' for r in result.repeats)}; "
-        f"95% CI over {deploy} tasks [{result.ci95[0]:.2f}, {result.ci95[1]:.2f}])"
+        f"{result.rollout}: {verdict}"
         + (" [dim](from an earlier identical evaluation)[/]" if result.reused else "")
     )
     for purpose in ("agent", "memory"):
@@ -29,16 +35,21 @@ def show_result(console: Console, result: EvalResult) -> None:
             f"{int(usage.get('tokens', 0)):>10,} tokens  ${float(usage.get('cost_usd', 0.0)):.4f}"
         )
     memory = result.memory
+    resumed = (
+        f" ({result.resumed_episodes} from an earlier attempt)" if result.resumed_episodes else ""
+    )
+    skipped = f", {result.skipped_calls} skipped" if result.skipped_calls else ""
     console.print(
-        f"  {result.n_episodes} episodes in {result.seconds:.1f} s; memory: "
+        f"  {result.n_episodes} episodes{resumed} in {result.seconds:.1f} s; memory: "
         f"{memory.retrieve_calls} retrieves ({memory.retrieve_errors} failed), "
-        f"{memory.update_calls} updates ({memory.update_errors} failed), "
+        f"{memory.update_calls} updates ({memory.update_errors} failed){skipped}, "
         f"{memory.truncated} truncated"
     )
     for error in memory.errors:
-        console.print(f"  [yellow]{error}[/]", highlight=False)
+        console.print(f"  [yellow]{escape(error)}[/]", highlight=False)
     if result.error:
-        console.print(f"  [red]design failed[/]: {result.error}", highlight=False)
+        what = "design failed" if result.status == "design_failed" else result.status
+        console.print(f"  [red]{what}[/]: {escape(result.error)}", highlight=False)
 
 
 def show_comparison(console: Console, rows: Sequence[ComparisonRow], split: str) -> None:
@@ -48,10 +59,12 @@ def show_comparison(console: Console, rows: Sequence[ComparisonRow], split: str)
     for row in rows:
         result = row.result
         gain = row.versus_reference
+        scored = result.scored
         table.add_row(
-            result.design_name + (" [red](failed)[/]" if result.error else ""),
-            f"{result.score:.3f} ± {result.stderr:.3f}",
-            f"[{result.ci95[0]:.2f}, {result.ci95[1]:.2f}]",
+            result.design_name
+            + ("" if scored else f" [red]({result.status.replace('_', ' ')})[/]"),
+            f"{result.score:.3f} ± {result.stderr:.3f}" if scored else "-",
+            f"[{result.ci95[0]:.2f}, {result.ci95[1]:.2f}]" if scored else "-",
             "-" if gain is None else f"{gain.gain:+.3f} [{gain.ci_low:+.2f}, {gain.ci_high:+.2f}]",
             "-" if gain is None else f"{gain.p_value:.3f}",
             f"{row.per_episode('memory', 'tokens'):,.0f}",

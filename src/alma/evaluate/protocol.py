@@ -12,6 +12,18 @@ For one design, domain, split and task list (every design in a comparison sees t
 4. score: the success rate of each repeat; the score is their mean and the error their standard
    error. Per-task outcomes (for paired comparisons), tokens and dollars by purpose, and memory
    call times are kept; every episode is written to the run database as it finishes.
+
+An evaluation ends in one of four states; only ``done`` is a score:
+
+- ``done``: every episode finished (won, lost, or out of steps: the agent's own doing);
+- ``design_failed``: the design broke (see :mod:`alma.evaluate.guard`), with the first error;
+- ``incomplete``: an episode could not finish for a reason that is not the agent's (the model
+  endpoint failed for good, the environment crashed or hung); the evaluation stops there;
+- ``interrupted``: Ctrl-C, a signal, or the budget stopped it.
+
+Finished episodes are never played again: an evaluation started again (a rerun, a resumed
+search) plays only the episodes it lacks. Its memory is rebuilt by giving the recorded episodes
+to ``update`` again, in the same order, before the missing episodes are played.
 """
 
 from __future__ import annotations
@@ -29,9 +41,10 @@ from alma.agent.actor import Actor
 from alma.config import EvalConfig
 from alma.domains.base import Domain
 from alma.domains.registry import tasks_source
-from alma.errors import BudgetExceededError, UsageError
+from alma.errors import AlmaError, BudgetExceededError, UsageError
 from alma.evaluate.executor import Executor, LocalExecutor
-from alma.evaluate.records import EvaluationRecords
+from alma.evaluate.guard import DesignGuard
+from alma.evaluate.records import EvaluationRecords, Recorded
 from alma.evaluate.statistics import bootstrap_ci, mean_and_stderr
 from alma.llm.ledger import Ledger
 from alma.memory.loading import DesignSource
@@ -49,6 +62,19 @@ from alma.types import Episode, EpisodeStart, Split, Task
 T = TypeVar("T")
 QUICK_TASKS = 5
 DEFAULT_TASKS = 20
+ERRORED = "error"  # the outcome reason of an episode that could not finish (not the agent's fault)
+
+
+class EvaluationIncomplete(AlmaError):
+    """An episode could not finish (endpoint or environment failure): no score was given."""
+
+
+class _EpisodeErrored(Exception):
+    """Raised inside an evaluation to stop it at its first errored episode."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 @dataclass
@@ -99,13 +125,21 @@ class EvalResult:
     usage: dict[str, dict[str, Any]] = field(default_factory=dict)
     cost_usd: float = 0.0
     memory: MemoryCalls = field(default_factory=MemoryCalls)
-    episode_errors: int = 0
+    episode_errors: int = 0  # episodes that could not finish (the evaluation is incomplete)
     build_tasks: list[str] = field(default_factory=list)
     deploy_tasks: list[str] = field(default_factory=list)
-    error: str | None = None
+    status: str = "done"  # done, design_failed, incomplete, interrupted
+    error: str | None = None  # why it is not a score (design_failed, incomplete)
+    error_line: int | None = None  # the design's line where it failed, when known
+    skipped_calls: int = 0  # design calls not attempted once the design was given up
+    resumed_episodes: int = 0  # finished episodes of an earlier attempt, used as they were
     seconds: float = 0.0
     reused: bool = False  # served from an earlier identical evaluation in this run
     tasks_source: str = ""  # "generated" or "official" when the domain says where tasks come from
+
+    @property
+    def scored(self) -> bool:
+        return self.status == "done"
 
     def task_scores(self) -> dict[str, float]:
         return {task: sum(runs) / len(runs) for task, runs in self.per_task.items() if runs}
@@ -113,12 +147,16 @@ class EvalResult:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["failed_memory_calls"] = self.memory.failed_calls
+        if not self.scored:  # never a score: not even a zero
+            data["score"] = data["stderr"] = None
         return data
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> EvalResult:
         data = dict(data)
         data.pop("failed_memory_calls", None)
+        data.setdefault("status", "design_failed" if data.get("error") else "done")
+        data["score"], data["stderr"] = data.get("score") or 0.0, data.get("stderr") or 0.0
         data["memory"] = MemoryCalls(**data["memory"])
         data["ci95"] = tuple(data["ci95"])
         return EvalResult(**data)
@@ -266,21 +304,25 @@ class Evaluator:
             deploy_tasks=[t.id for t in deploy],
             tasks_source=tasks_source(self.domain),
         )
-        self.records.start(result, design)
+        recorded = self.records.start(result, design)
         ledger = self.run.ledger.child(f"eval:{key}")
         started = time.perf_counter()
-        session = _Session(self, result, ledger, on_episode)
+        session = _Session(self, result, ledger, on_episode, recorded)
         try:
             await session.play(design, build, deploy, seed)
         except DesignFailedError as failure:
-            result.error = failure.message
+            result.status, result.error = "design_failed", failure.message
+            result.error_line = session.guard.line
+        except _EpisodeErrored as errored:
+            result.status, result.error = "incomplete", errored.message
         except BaseException:
+            result.status = "interrupted"
             result.seconds = time.perf_counter() - started
             self.records.finish(result, ledger, status="interrupted")
             raise
         result.seconds = time.perf_counter() - started
         session.score(deploy)
-        self.records.finish(result, ledger, status="failed" if result.error else "done")
+        self.records.finish(result, ledger, status=result.status)
         return result
 
 
@@ -293,11 +335,15 @@ class _Session:
         result: EvalResult,
         ledger: Ledger,
         on_episode: Callable[[], None] | None,
+        recorded: dict[tuple[str, int, str], Recorded],
     ) -> None:
         self.evaluator = evaluator
         self.result = result
         self.ledger = ledger
         self.on_episode = on_episode
+        self.recorded = recorded  # finished episodes of an earlier attempt
+        self.guard = DesignGuard()
+        self.planned_calls = 0
         self.actor = evaluator._actor(ledger)
         self.services = evaluator._services(ledger)
         settings = evaluator.config.eval
@@ -309,6 +355,9 @@ class _Session:
         self, design: DesignSource, build: list[Task], deploy: list[Task], seed: int
     ) -> None:
         settings = self.evaluator.config.eval
+        self.planned_calls = len(build) + settings.repeats * len(deploy) * (
+            2 if settings.rollout == "sequential" else 1
+        )
         # the worker starts while the build episodes (which need no memory) are played
         starting = asyncio.create_task(
             self.evaluator.runner_factory.start(design, self.services, seed)
@@ -338,12 +387,13 @@ class _Session:
                     for copy in copies:
                         await copy.close()
         finally:
+            self.result.skipped_calls = max(0, self.planned_calls - self.guard.attempted)
             await runner.close()
 
     async def _updates(self, runner: DesignRunner, played: list[tuple[Task, Episode]]) -> None:
         async def one(task: Task, episode: Episode) -> None:
             async with self.update_slots:
-                self.result.memory.add("update", await runner.update(episode))
+                await self._update(runner, episode)
 
         if self.evaluator.config.eval.max_update_concurrency == 1:
             for task, episode in played:  # in task order: deterministic
@@ -351,25 +401,55 @@ class _Session:
         else:
             await gather_all(one(task, episode) for task, episode in played)
 
+    async def _update(self, runner: DesignRunner, episode: Episode) -> None:
+        self.guard.check()
+        result = await runner.update(episode)
+        self.result.memory.add("update", result)
+        self.guard.observe("update", result)
+
     async def _deploy_one(self, runner: DesignRunner, task: Task, repeat: int) -> Episode:
         return await self._act(task, "deploy", repeat, runner)
 
     async def _walk(self, runner: DesignRunner, deploy: list[Task], repeat: int) -> None:
         for task in deploy:
             episode = await self._deploy_one(runner, task, repeat)
-            self.result.memory.add("update", await runner.update(episode))
+            await self._update(runner, episode)
+
+    def _resumed(self, task: Task, phase: str, repeat: int) -> Episode | None:
+        """The episode as an earlier attempt finished it, counted as if played now."""
+        earlier = self.recorded.get((phase, repeat, task.id))
+        if earlier is None:
+            return None
+        self.result.resumed_episodes += 1
+        self._count(task, earlier.episode, phase, repeat)
+        if earlier.retrieve is not None:
+            self.result.memory.add("retrieve", earlier.retrieve)
+        return earlier.episode
+
+    def _count(self, task: Task, episode: Episode, phase: str, repeat: int) -> None:
+        self.result.n_episodes += 1
+        if phase == "deploy":
+            self.outcomes[(repeat, task.id)] = episode.outcome.success
+            self.result.memory.truncated += episode.memory_truncated
+        if self.on_episode is not None:
+            self.on_episode()
 
     async def _act(
         self, task: Task, phase: str, repeat: int, runner: DesignRunner | None
     ) -> Episode:
+        resumed = self._resumed(task, phase, repeat)
+        if resumed is not None:
+            return resumed
         retrieved: list[CallResult] = []
 
         async def recall(start: EpisodeStart) -> dict[str, Any]:
             assert runner is not None
             async with self.retrieve_slots:
+                self.guard.check()
                 result = await runner.retrieve(start)
             self.result.memory.add("retrieve", result)
             retrieved.append(result)
+            self.guard.observe("retrieve", result)
             return result.value
 
         config = self.evaluator.config
@@ -379,21 +459,20 @@ class _Session:
         )
         if episode.outcome.reason == "budget":  # the run is out of budget: stop, don't score
             raise BudgetExceededError(episode.outcome.error or "budget reached")
-        self.result.n_episodes += 1
-        self.result.episode_errors += episode.outcome.reason == "error"
-        if phase == "deploy":
-            self.outcomes[(repeat, task.id)] = episode.outcome.success
-            self.result.memory.truncated += episode.memory_truncated
         call = retrieved[0] if retrieved else None
         self.evaluator.records.add_episode(self.result, task, episode, phase, repeat, call)
-        if self.on_episode is not None:
-            self.on_episode()
+        if episode.outcome.reason == ERRORED:  # not the agent's doing: no score, stop here
+            self.result.episode_errors += 1
+            raise _EpisodeErrored(
+                f"episode {task.id} ({phase}) could not finish: {episode.outcome.error}"
+            )
+        self._count(task, episode, phase, repeat)
         return episode
 
     def score(self, deploy: list[Task]) -> None:
         result = self.result
         repeats = self.evaluator.config.eval.repeats
-        if result.error is None:
+        if result.scored:
             result.repeats = [
                 sum(self.outcomes.get((r, task.id), False) for task in deploy) / len(deploy)
                 for r in range(repeats)

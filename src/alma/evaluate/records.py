@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from alma.llm.ledger import Ledger
@@ -14,6 +15,18 @@ from alma.types import Episode, Task, to_dict
 
 if TYPE_CHECKING:
     from alma.evaluate.protocol import EvalResult
+
+#: statuses of an evaluation that is over for good: reused, never run again
+FINAL = ("done", "design_failed", "failed")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """A finished episode of an earlier attempt at an evaluation, and its retrieve call."""
+
+    episode: Episode
+    retrieve: CallResult | None
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS evaluations (
@@ -42,12 +55,17 @@ class EvaluationRecords:
     def finished(self, key: str) -> EvalResult | None:
         from alma.evaluate.protocol import EvalResult
 
+        marks = ", ".join("?" * len(FINAL))
         rows = self.store.query(
-            "SELECT result FROM evaluations WHERE key=? AND status IN ('done', 'failed')", (key,)
+            f"SELECT result FROM evaluations WHERE key=? AND status IN ({marks})", (key, *FINAL)
         )
         return EvalResult.from_dict(json.loads(rows[0]["result"])) if rows else None
 
-    def start(self, result: EvalResult, design: DesignSource) -> None:
+    def start(
+        self, result: EvalResult, design: DesignSource
+    ) -> dict[tuple[str, int, str], Recorded]:
+        """Mark the evaluation running; returns the episodes an earlier attempt finished, by
+        (phase, repeat, task id). Episodes that could not finish are dropped, to be played again."""
         self.store.execute(
             "INSERT INTO evaluations(key, design_id, design_name, domain, split, status, source,"
             " started) VALUES (?, ?, ?, ?, ?, 'running', ?, ?) ON CONFLICT(key) DO UPDATE SET"
@@ -62,8 +80,23 @@ class EvaluationRecords:
                 time.time(),
             ),
         )
-        # episodes of an earlier, interrupted attempt are not mixed into this one
-        self.store.execute("DELETE FROM episodes WHERE label=?", (result.key,))
+        self.store.execute("DELETE FROM episodes WHERE label=? AND reason='error'", (result.key,))
+        recorded: dict[tuple[str, int, str], Recorded] = {}
+        for row in self.store.query(
+            "SELECT task_id, data FROM episodes WHERE label=? ORDER BY id", (result.key,)
+        ):
+            data = json.loads(row["data"])
+            call = data.get("retrieve")
+            retrieve = None
+            if call is not None:
+                retrieve = CallResult(
+                    error=call.get("error"), seconds=call.get("seconds", 0.0), trace=""
+                )
+            episode = Episode.from_dict(data["episode"])
+            recorded[(data["phase"], int(data["repeat"]), row["task_id"])] = Recorded(
+                episode, retrieve
+            )
+        return recorded
 
     def finish(self, result: EvalResult, ledger: Ledger, *, status: str) -> None:
         if not result.usage:

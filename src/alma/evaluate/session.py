@@ -18,7 +18,7 @@ from alma.evaluate.compare import ComparisonRow, compare
 from alma.evaluate.protocol import EvalResult, Evaluator, select_tasks
 from alma.memory.loading import DesignSource, resolve_design
 from alma.progress import Counter
-from alma.run import Run
+from alma.run import Run, claim_domain
 from alma.sandbox.runner import started_factory
 from alma.types import Split
 
@@ -52,6 +52,7 @@ async def run_evaluations(
     count = len(designs) + (comparison and all(d.name != "no_memory" for d in designs))
     try:
         async with Run(config, run_dir, prefix="compare" if comparison else "eval") as run:
+            claim_domain(run, domain.name)
             outcome = Outcome(run.path)
             evaluator = Evaluator(run, domain, runner_factory=factory)
             label = escape(f"{domain_label(domain)}/{split} episodes")

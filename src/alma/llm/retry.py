@@ -5,12 +5,21 @@ from ``[0, min(max_s, base_s * 2**attempt)]``. When the server says how long to 
 (``Retry-After`` in seconds or as an HTTP-date, or OpenAI's ``retry-after-ms``), that wait is used
 instead, capped at ``retry_after_cap_s`` (by default four times ``max_s``) so that a confused or
 hostile server cannot stall a run for hours on one call.
+
+Call hooks: whoever makes a call (the ledger's ``Metered``) sets :class:`CallHooks` around it with
+:func:`observing`; the provider calls :func:`before_attempt` before each HTTP attempt (the ledger
+refuses it once the budget is spent, so a retry never starts past the budget) and
+:func:`note_retry` before each backoff wait (the ledger records the retry). A ContextVar carries
+them so that providers need no reference to the ledger, and concurrent calls never see each
+other's hooks.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -89,3 +98,38 @@ def _seconds_until(http_date: str, now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - now).total_seconds(), 0.0)
+
+
+@dataclass(frozen=True)
+class CallHooks:
+    """What a provider tells the caller of one call while it runs."""
+
+    before_attempt: Callable[[], None]  # may raise (e.g. BudgetExceededError) to stop the call
+    on_retry: Callable[[str], None]  # the cause of the failed attempt, e.g. "HTTP 429: slow down"
+
+
+_hooks: ContextVar[CallHooks | None] = ContextVar("alma_llm_call_hooks", default=None)
+
+
+@contextmanager
+def observing(hooks: CallHooks) -> Iterator[None]:
+    """Install ``hooks`` for the calls made inside the block (in this task and tasks it starts)."""
+    token = _hooks.set(hooks)
+    try:
+        yield
+    finally:
+        _hooks.reset(token)
+
+
+def before_attempt() -> None:
+    """Called by providers before each HTTP attempt; raises when the caller wants no more."""
+    hooks = _hooks.get()
+    if hooks is not None:
+        hooks.before_attempt()
+
+
+def note_retry(cause: str) -> None:
+    """Called by providers before waiting to retry a failed attempt."""
+    hooks = _hooks.get()
+    if hooks is not None:
+        hooks.on_retry(cause)

@@ -82,6 +82,8 @@ class ScriptedLLM:
                 raise MalformedOutputError(
                     f"scripted answer does not match {schema.__name__}: {error.errors()[0]['msg']}",
                     hint="fix the rule or policy that produced it",
+                    usage=Usage(approx_message_tokens(m.content for m in messages), 0),
+                    text=text,
                 ) from None
         usage = Usage(
             prompt_tokens=approx_message_tokens(m.content for m in messages),

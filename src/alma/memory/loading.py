@@ -1,19 +1,23 @@
 """Memory designs as source code: ids, loading from a name, a file or a string.
 
 A design is identified by the first 12 hex digits of the sha256 of its normalised source, so the
-same code always has the same id wherever it came from. Loading executes the source as a module
-registered under ``alma_design_<id>`` (so instances pickle by reference) and picks the one
-``MemoryDesign`` subclass it defines.
+same code always has the same id wherever it came from.
+
+alma itself only reads a design's text and parses it with ``ast`` (``read_design``,
+``resolve_design``): no line of a design runs in alma's process. ``load_class``, which executes
+the source as a module registered under ``alma_design_<id>`` (so instances pickle by reference)
+and picks the one ``MemoryDesign`` subclass it defines, is called by the sandbox worker, and in
+alma only with ``--in-process`` (trusted code, by the user's explicit choice).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
-import importlib
 import sys
 import types
 from dataclasses import dataclass
-from importlib import metadata
+from importlib import metadata, util
 from pathlib import Path
 from typing import Literal
 
@@ -96,20 +100,47 @@ def load_class(design: DesignSource) -> type[MemoryDesign]:
     return found[0]
 
 
+def is_design_class(node: ast.ClassDef) -> bool:
+    """Whether a class statement names ``MemoryDesign`` (or ``x.MemoryDesign``) as a base."""
+    for base in node.bases:
+        name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+        if name == "MemoryDesign":
+            return True
+    return False
+
+
+def parse_design(design: DesignSource) -> ast.Module:
+    """The design's syntax tree, read without running it; a syntax error, or no class that
+    subclasses ``MemoryDesign``, is a ``DesignLoadError`` naming the line."""
+    try:
+        tree = ast.parse(normalise_source(design.source), filename=design.name)
+    except SyntaxError as error:
+        raise DesignLoadError(
+            f"design {design.name!r} has a syntax error on line {error.lineno}: {error.msg}",
+            hint="fix the code; `alma check FILE.py` reports every problem it finds",
+        ) from None
+    if not any(isinstance(n, ast.ClassDef) and is_design_class(n) for n in tree.body):
+        raise DesignLoadError(
+            f"design {design.name!r} defines no MemoryDesign subclass",
+            hint="define one class that subclasses alma.memory.MemoryDesign",
+        )
+    return tree
+
+
 def read_design(path: Path) -> DesignSource:
-    """A design file's source, named after the file, not yet loaded."""
+    """A design file's source, named after the file: read and parsed, never run."""
     try:
         source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise DesignLoadError(
+            f"design file {path} is not UTF-8 text", hint="save it as UTF-8 Python source"
+        ) from None
     except OSError as error:
         raise DesignLoadError(
             f"cannot read design file {path}: {error.strerror}", hint="check the path"
         ) from None
-    return DesignSource(path.stem, source, "imported")
-
-
-def design_from_file(path: Path) -> DesignSource:
-    design = read_design(path)
-    load_class(design)  # fail early, with the reason
+    design = DesignSource(path.stem, source, "imported")
+    parse_design(design)
     return design
 
 
@@ -136,9 +167,24 @@ def reference_design(name: str) -> DesignSource:
             f"unknown memory design {name!r}",
             hint=f"known designs: {', '.join(reference_names())}; or pass --design FILE.py",
         )
-    module = importlib.import_module(target.partition(":")[0])
-    assert module.__file__ is not None
-    return DesignSource(name, Path(module.__file__).read_text(encoding="utf-8"), origin)
+    return DesignSource(name, module_source(target.partition(":")[0]), origin)
+
+
+def module_source(module: str) -> str:
+    """The source of a module that holds a design, found without running the module itself
+    (for a plugin, its parent packages are imported to find it, as Python does)."""
+    if module in sys.modules and getattr(sys.modules[module], "__file__", None):
+        return Path(str(sys.modules[module].__file__)).read_text(encoding="utf-8")
+    try:
+        spec = util.find_spec(module)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or spec.origin is None or not spec.origin.endswith(".py"):
+        raise DesignLoadError(
+            f"cannot find the source of design module {module}",
+            hint="a registered design must be a .py module of an installed package",
+        )
+    return Path(spec.origin).read_text(encoding="utf-8")
 
 
 def resolve_design(spec: str) -> DesignSource:
@@ -147,5 +193,5 @@ def resolve_design(spec: str) -> DesignSource:
     if spec.endswith(".py") or path.is_file():
         if not path.is_file():
             raise DesignLoadError(f"design file {spec} does not exist", hint="check the path")
-        return design_from_file(path)
+        return read_design(path)
     return reference_design(spec)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from alma.llm.embeddings import HashEmbedder
 from alma.llm.scripted import ScriptedLLM
-from alma.memory.loading import DesignSource
+from alma.memory.loading import DesignSource, is_design_class
 from alma.memory.rendering import render_memory
 from alma.memory.runner import RunnerFactory
 from alma.memory.toolkit import ModelServices
@@ -101,21 +101,13 @@ class CheckReport:
         return data
 
 
-def _is_design_class(node: ast.ClassDef) -> bool:
-    for base in node.bases:
-        name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
-        if name == "MemoryDesign":
-            return True
-    return False
-
-
 def static_check(source: str) -> list[Finding]:
     try:
         tree = ast.parse(source)
     except SyntaxError as error:
         return [Finding("error", f"syntax error: {error.msg}", error.lineno)]
     findings: list[Finding] = []
-    classes = [n for n in tree.body if isinstance(n, ast.ClassDef) and _is_design_class(n)]
+    classes = [n for n in tree.body if isinstance(n, ast.ClassDef) and is_design_class(n)]
     if len(classes) != 1:
         findings.append(
             Finding("error", f"{len(classes)} MemoryDesign subclasses found; exactly one needed")

@@ -25,6 +25,7 @@ import logging
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -184,15 +185,24 @@ def worker_command(mechanism: Mechanism, scratch: Path, hidden: list[Path]) -> l
     return python
 
 
+CGROUP_PREFIX = "alma-"
+REMOVE_WAIT_S = 2.0  # how long a cgroup's killed processes get to go before it is given up
+
+
 class PidsCgroup:
-    """A cgroup (v1 ``pids`` or v2) capping the number of processes, where one can be made."""
+    """A cgroup (v1 ``pids`` or v2) capping the number of processes, where one can be made.
+
+    Named after this process (``alma-<pid>-<n>``), so that one a killed run left behind can be
+    told apart and swept. The kernel never removes a cgroup folder by itself: :meth:`remove`
+    must, and it can only once every process inside is gone."""
 
     def __init__(self, limit: int) -> None:
         self.path: Path | None = None
+        sweep_cgroups()
         for root in PIDS_ROOTS:
             if not (root / "cgroup.procs").exists() and not (root / "tasks").exists():
                 continue
-            candidate = root / f"alma-{os.getpid()}-{id(self)}"
+            candidate = root / f"{CGROUP_PREFIX}{os.getpid()}-{id(self)}"
             try:
                 candidate.mkdir()
                 (candidate / "pids.max").write_text(str(limit))
@@ -207,17 +217,83 @@ class PidsCgroup:
         return str(self.path / "cgroup.procs") if self.path is not None else None
 
     def remove(self) -> None:
+        """Kill what is still inside (a worker's sandbox may outlive the process that was
+        waited for by a moment) and remove the folder."""
         if self.path is not None:
-            # fails while processes are still inside; the kernel frees it when they are gone
-            with contextlib.suppress(OSError):
-                self.path.rmdir()
+            if not remove_cgroup(self.path):
+                log.debug("cgroup %s is still busy; a later run removes it", self.path)
             self.path = None
 
 
+def _members(cgroup: Path) -> list[int]:
+    try:
+        text = (cgroup / "cgroup.procs").read_text()
+    except OSError:
+        return []
+    return [int(pid) for pid in text.split() if pid.isdigit()]
+
+
+def remove_cgroup(cgroup: Path, wait_s: float = REMOVE_WAIT_S) -> bool:
+    """Kill every process in ``cgroup`` and remove it; whether it is gone."""
+    deadline = time.monotonic() + wait_s
+    delay = 0.001
+    while True:
+        for pid in _members(cgroup):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            cgroup.rmdir()
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            if time.monotonic() > deadline:
+                return False
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def _owner(name: str, prefix: str) -> int | None:
+    """The process id in a name ``<prefix><pid>-...``."""
+    owner = name.removeprefix(prefix).split("-", 1)[0]
+    return int(owner) if owner.isdigit() else None
+
+
+@functools.cache
+def sweep_cgroups() -> int:
+    """Remove the cgroups of runs that were killed (their process is gone), with any worker
+    still inside; once per process. Returns how many were removed."""
+    removed = 0
+    for root in PIDS_ROOTS:
+        for folder in root.glob(f"{CGROUP_PREFIX}*-*"):
+            owner = _owner(folder.name, CGROUP_PREFIX)
+            if owner is not None and owner != os.getpid() and not _alive(owner):
+                removed += remove_cgroup(folder)
+    return removed
+
+
+def _parent_death_signal() -> Callable[[], object]:
+    """A call that makes the calling process get SIGKILL when its parent dies (Linux), so that
+    a worker never outlives a run that was killed; a no-op where prctl is missing."""
+    import ctypes  # loaded here: the entry point imports this module before anything heavy
+
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return lambda: None
+    return functools.partial(prctl, PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+PR_SET_PDEATHSIG = 1
+
+
 def limiter(limits: Limits, procs_file: str | None) -> Callable[[], None]:
-    """The function the child runs before exec: joins the cgroup and sets its rlimits."""
+    """The function the child runs before exec: dies with its parent, joins the cgroup and sets
+    its rlimits."""
+    die_with_parent = _parent_death_signal()  # prepared before the fork
 
     def apply() -> None:
+        die_with_parent()
         if procs_file is not None:
             with open(procs_file, "w") as handle:
                 handle.write(str(os.getpid()))
@@ -234,7 +310,6 @@ def limiter(limits: Limits, procs_file: str | None) -> Callable[[], None]:
 
 
 SCRATCH_PREFIX = "alma-worker-"
-STALE_AFTER_S = 600.0
 
 
 def new_scratch() -> Path:
@@ -256,17 +331,12 @@ def _alive(pid: int) -> bool:
 
 @functools.cache
 def sweep_scratch() -> int:
-    """Remove the scratch folders of runs that were killed (their process is gone and the
-    folder untouched for ten minutes); once per process. Returns how many were removed."""
+    """Remove the scratch folders of runs that were killed (their process is gone); once per
+    process. Returns how many were removed."""
     removed = 0
-    now = time.time()
     for folder in Path(tempfile.gettempdir()).glob(f"{SCRATCH_PREFIX}*-*"):
-        owner = folder.name.removeprefix(SCRATCH_PREFIX).split("-", 1)[0]
-        try:
-            stale = now - folder.stat().st_mtime > STALE_AFTER_S
-        except OSError:
-            continue
-        if owner.isdigit() and stale and not _alive(int(owner)):
+        owner = _owner(folder.name, SCRATCH_PREFIX)
+        if owner is not None and owner != os.getpid() and not _alive(owner):
             shutil.rmtree(folder, ignore_errors=True)
             removed += 1
     return removed

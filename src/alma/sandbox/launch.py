@@ -65,9 +65,13 @@ class Profile:
         )
 
 
-@dataclass
+@dataclass(eq=False)
 class Spawned:
-    """A worker process just spawned: its pipes are not yet attached to an event loop."""
+    """A worker process just spawned: its pipes are not yet attached to an event loop.
+
+    Every spawned worker is tracked until released, and released at exit if nobody did (an
+    error or Ctrl-C that skipped a close), so no worker, cgroup or scratch folder outlives
+    the run; a run killed outright leaves them to the sweep of the next one."""
 
     popen: subprocess.Popen[bytes]
     scratch: Path
@@ -75,7 +79,9 @@ class Spawned:
     profile: Profile
 
     def release(self) -> None:
-        """Free what the worker held outside its process (after it has ended)."""
+        """Free what the worker held outside its process (after it has ended; whatever of its
+        sandbox still runs in its cgroup is killed)."""
+        _live.discard(self)
         self.cgroup.remove()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
@@ -112,7 +118,19 @@ def spawn(profile: Profile) -> Spawned:
         cgroup.remove()
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-    return Spawned(popen, scratch, cgroup, profile)
+    spawned = Spawned(popen, scratch, cgroup, profile)
+    _live.add(spawned)
+    return spawned
+
+
+_live: set[Spawned] = set()  # spawned and not yet released
+
+
+@atexit.register
+def discard_all() -> None:
+    """Kill and release every worker still held (at exit: nothing will talk to them again)."""
+    for spawned in list(_live):
+        spawned.discard()
 
 
 # --------------------------------------------------------------------------- the early worker

@@ -21,7 +21,6 @@ sees everything written so far.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -282,8 +281,8 @@ class Archive:
                     role,
                     result.key,
                     result.split,
-                    result.score,
-                    result.stderr,
+                    result.score if result.scored else None,
+                    result.stderr if result.scored else None,
                     result.cost_usd,
                     result.error,
                     time.time(),
@@ -519,11 +518,7 @@ class Archive:
             f"# idea: {idea or '-'}",
         ]
         text = "\n".join(header) + "\n\n" + design.source.rstrip("\n") + "\n"
-        self.designs_dir.mkdir(parents=True, exist_ok=True)
-        target = self.design_path(design.id)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, target)
+        self.store.write_text(f"{DESIGNS_DIR}/{design.id}.py", text)  # whole or not at all
 
 
 def _check_status(status: str) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 from alma.config import AlmaConfig
 from alma.domains.base import Domain
 from alma.errors import AlmaError, BudgetExceededError, LLMError, UsageError
-from alma.evaluate.protocol import EvalResult, Evaluator
+from alma.evaluate.protocol import EvalResult, EvaluationIncomplete, Evaluator, gather_all
 from alma.llm.factory import parse_model_spec
 from alma.memory.loading import DesignSource, reference_design, reference_names
 from alma.run import Run
@@ -159,8 +159,8 @@ class Learner:
                 state = {"iteration": iteration - 1, "selector": selector.state()}
                 self.archive.add_selection(iteration, parents, chosen.probabilities, state=state)
             turns = Turn.line(len(parents))
-            await asyncio.gather(
-                *(self._child(p, iteration, turn) for p, turn in zip(parents, turns, strict=True))
+            await gather_all(
+                self._child(p, iteration, turn) for p, turn in zip(parents, turns, strict=True)
             )
             self.archive.save_state({"iteration": iteration, "selector": selector.state()})
             self.progress.clear()
@@ -188,7 +188,7 @@ class Learner:
         design = reference_design(REFERENCE)
         self.archive.add_design(design, parent=None, iteration=0, idea="no memory at all")
         result = await self._evaluate(design, "reference")
-        if result.error is None:
+        if result.scored:
             self.archive.set_reference_score(result.score)
 
     async def _seed(self) -> None:
@@ -201,8 +201,13 @@ class Learner:
                     continue
                 self.archive.add_design(design, parent=None, iteration=0, idea=f"reference: {name}")
                 await self._evaluate(design, name)
-        if not any(d.origin == "generated" and d.iteration == 0 for d in self.archive.designs()):
+        scratch = [
+            d for d in self.archive.designs() if d.origin == "generated" and d.iteration == 0
+        ]
+        if not scratch:
             await self._create("scratch", parent=None, iteration=0)
+        elif scratch[-1].status == "verified":  # written before an interruption: finish it
+            await self._evaluate(scratch[-1].design(), "scratch")
         self._update_best()
 
     # ------------------------------------------------------------------ one child
@@ -215,7 +220,7 @@ class Learner:
             ]
             if existing:  # the child was made before an interruption: only finish it
                 turn.done()
-                child = existing[0]
+                child = existing[-1]  # the last repair, when an evaluation sent it back
                 if child.status == "verified":
                     await self._evaluate(child.design(), child.id)
                 return
@@ -291,10 +296,44 @@ class Learner:
             self.archive.add_verification(
                 design.id, number, attempt_report.passed, attempt_report.as_dict(), attempt.source
             )
-        if report.passed:
-            await self._evaluate(design, key)
-        else:
+        if not report.passed:
             self.progress.set(key, "failed verification")
+            return
+        result = await self._evaluate(design, key)
+        repairs_left = self.settings.max_repairs - (len(attempts) - 1)
+        if result.status == "design_failed" and repairs_left > 0:
+            # broken in the evaluation: repaired like a design that failed verification
+            await self._repair_failed(
+                repairer, design, result, written, key, parent=parent, iteration=iteration
+            )
+
+    async def _repair_failed(
+        self,
+        meta: MetaAgent,
+        design: DesignSource,
+        result: EvalResult,
+        written: Implementation,
+        key: str,
+        *,
+        parent: str | None,
+        iteration: int,
+    ) -> None:
+        self.progress.set(key, "repairing after its evaluation")
+        problem = f"the design failed during its evaluation: {result.error}"
+        fixed = await meta.repair(design.source, problem, self.domain.description, name=design.name)
+        retry = Implementation(name=fixed.name or design.name, idea=written.idea, code=fixed.code)
+        again, report, attempts = await self._verify(meta, retry, key, rounds=1)
+        status: DesignStatus = "verified" if report.passed else "failed_verification"
+        if not self.archive.add_design(
+            again, parent=parent, iteration=iteration, idea=written.idea, status=status
+        ):
+            return
+        for number, (attempt, attempt_report) in enumerate(attempts):
+            self.archive.add_verification(
+                again.id, number, attempt_report.passed, attempt_report.as_dict(), attempt.source
+            )
+        if report.passed:
+            await self._evaluate(again, key)
 
     async def _analysis(self, meta: MetaAgent, parent: str, iteration: int) -> Analysis:
         done = [a for a in self.archive.analyses(parent) if a.iteration == iteration]
@@ -334,11 +373,12 @@ class Learner:
         return sample
 
     async def _verify(
-        self, meta: MetaAgent, written: Implementation, key: str
+        self, meta: MetaAgent, written: Implementation, key: str, *, rounds: int | None = None
     ) -> tuple[DesignSource, CheckReport, list[tuple[DesignSource, CheckReport]]]:
         attempts: list[tuple[DesignSource, CheckReport]] = []
         design = DesignSource(written.name, written.code, "generated")
-        for round_number in range(self.settings.max_repairs + 1):
+        repairs = self.settings.max_repairs if rounds is None else rounds - 1
+        for round_number in range(repairs + 1):
             self.progress.set(key, "verifying" if round_number == 0 else f"repair {round_number}")
             report = await check_design(
                 design,
@@ -346,7 +386,7 @@ class Learner:
                 memory_chars=self.config.agent.memory_chars,
             )
             attempts.append((design, report))
-            if report.passed or round_number == self.settings.max_repairs:
+            if report.passed or round_number == repairs:
                 break
             fixed = await meta.repair(
                 design.source, report.summary(), self.domain.description, name=design.name
@@ -362,8 +402,14 @@ class Learner:
         result = await self.evaluator.evaluate(
             design, self.settings.split, quick=self.settings.quick
         )
+        if result.status == "incomplete":  # not a score, not even a low one: stop, resume later
+            raise EvaluationIncomplete(
+                f"the evaluation of {design.name} is incomplete: {result.error}",
+                hint="fix the cause (the endpoint, the domain) and go on with "
+                f"`alma learn --resume {self.run.path}`",
+            )
         self.archive.record_evaluation(design.id, result, role="train")
-        self.progress.set(key, "done" if result.error is None else "evaluation failed")
+        self.progress.set(key, "done" if result.scored else "evaluation failed")
         self._update_best()
         return result
 

@@ -17,17 +17,61 @@ from alma.domains.registry import configured_domain, prepare_tasks
 from alma.errors import BudgetExceededError, UsageError
 from alma.evaluate.protocol import EvalResult, select_tasks
 from alma.memory.loading import DesignSource
-from alma.run import Run
+from alma.run import Run, claim_domain
 from alma.search.archive import Archive, DesignRecord
 from alma.search.loop import Learner, Progress, Summary
 from alma.store import DATABASE, RunStore
 
+#: what a resumed run may change: how far it goes and where its models are, not what it means
+RESUMABLE = {
+    ("learn", "iterations"),
+    ("budget", "usd"),
+    ("budget", "tokens"),
+    ("llm", "base_url"),
+    ("llm", "cache"),
+    ("sandbox", "unsafe_no_sandbox"),
+}
+
 
 def resume_config(run_dir: Path, overrides: dict[str, Any]) -> AlmaConfig:
-    """A run's own settings (its ``config.toml``), with what the command line changes."""
+    """A run's own settings (its ``config.toml``), with what the command line may change.
+
+    A flag that would change what the run means (another model, seed, task count, rollout...)
+    is refused: the archive's scores would no longer be comparable with each other."""
     if not (run_dir / DATABASE).is_file():
         raise UsageError(f"{run_dir} is not a run directory", hint="give the folder a run wrote")
+    stored = load_config(run_dir / "config.toml").model_dump()
+    for section, values in overrides.items():
+        for key, value in (values or {}).items():
+            if value is None or (section, key) in RESUMABLE:
+                continue
+            was = stored.get(section, {}).get(key)
+            if value != was:
+                raise UsageError(
+                    f"{run_dir} was started with {section}.{key} = {was!r}; a resumed run keeps "
+                    f"its settings, so {value!r} is refused",
+                    hint="drop the flag to go on with the run, or start a new run with it",
+                )
     return load_config(run_dir / "config.toml", overrides)
+
+
+def run_domain(run_dir: Path, asked: str | None) -> str:
+    """The domain of a run to resume: the one it recorded (another one is refused)."""
+    store = RunStore(run_dir)
+    try:
+        recorded = store.get_meta("domain")
+    finally:
+        store.close()
+    if recorded is None:
+        if asked is None:
+            raise UsageError(f"{run_dir} does not record its domain", hint="name it with --domain")
+        return asked
+    if asked is not None and asked != recorded:
+        raise UsageError(
+            f"{run_dir} is a run of the {recorded!r} domain, not {asked!r}",
+            hint="drop --domain to go on with the run, or start a new run for another domain",
+        )
+    return str(recorded)
 
 
 @dataclass
@@ -46,7 +90,7 @@ async def run_learn(
     )  # every evaluation of the search plays these: make their games now, with a progress bar
     await asyncio.to_thread(prepare_tasks, domain, [*build, *deploy], progress=console is not None)
     async with Run(config, run_dir, prefix="learn") as run:
-        run.store.set_meta("domain", domain.name)
+        claim_domain(run, domain.name)
         # a spinner on a terminal; elsewhere (a log file, a pipe) a line at each change of stage
         status = console.status("starting") if console is not None and console.is_terminal else None
         progress = Progress()
@@ -88,11 +132,17 @@ async def run_learn(
         return LearnOutcome(run.path, summary)
 
 
-def open_archive(run_dir: Path) -> tuple[RunStore, Archive]:
+def open_archive(run_dir: Path, *, read_only: bool = False) -> tuple[RunStore, Archive]:
+    """The run's store and archive; ``read_only`` for commands that only read, so that a run on
+    a read-only disk can still be shown (see :class:`RunStore`)."""
     if not (run_dir / DATABASE).is_file():
         raise UsageError(f"{run_dir} is not a run directory", hint="give the folder a run wrote")
-    store = RunStore(run_dir)
-    return store, Archive(store)
+    store = RunStore(run_dir, read_only=read_only)
+    try:
+        return store, Archive(store)
+    except BaseException:
+        store.close()
+        raise
 
 
 def find_record(archive: Archive, design_id: str) -> DesignRecord:

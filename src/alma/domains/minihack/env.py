@@ -10,7 +10,11 @@ menus are left to the agent, whose admissible actions become the possible answer
 
 NetHack instances are independent: each loads its own copy of NetHack's shared library, so several
 environments can be open at once in one process, one per thread (a step holds the GIL; a reset
-releases it while NetHack starts).
+releases it while NetHack starts). Creating one is not thread-safe, though: the first construction
+of NLE's C++ game object initialises a function-local static that imports a Python module, which
+releases the GIL; a second thread constructing at that moment waits on the static's guard while
+holding the GIL, and the two deadlock. So environments are created under a process-wide lock
+(a few milliseconds each; measured faster than one process per environment).
 
 One input escapes the seed: NetHack reads the calendar at start. On a full moon it grants +1 Luck
 (and says so), on a new moon or Friday the 13th it warns or takes Luck away. The level, the start
@@ -70,6 +74,7 @@ _ENDINGS = {
 }
 
 _import_lock = threading.Lock()
+_setup_lock = threading.Lock()  # around creating a game: see the module's docstring
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,7 @@ class MiniHackEnv:
         self.family = family
         self.seed = seed
         self._language = game.language()  # one per environment: nothing shared across threads
-        with warnings.catch_warnings():
+        with _setup_lock, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self._env = game.gym.make(
                 family.env_id,
