@@ -134,3 +134,29 @@ def test_eval_refuses_a_run_folder_of_another_domain(
         str(run_dir),
     )
     assert code == 2 and "a run of the 'toy' domain, not 'babaisai'" in err
+
+
+def test_show_names_the_domain_and_the_calls_of_each_evaluation(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "search"
+    code, out, _ = run(
+        capsys,
+        "learn",
+        "--domain",
+        "toy",
+        "--iterations",
+        "0",
+        "--quick",
+        "--run-dir",
+        str(run_dir),
+        "--json",
+    )
+    first = json.loads(out)["designs"][0]["id"]
+    code, out, _ = run(capsys, "show", str(run_dir), first, "--json")
+    (evaluation,) = json.loads(out)["evaluations"]
+    assert code == 0 and evaluation["domain"] == "toy" and evaluation["status"] == "done"
+    agent = evaluation["usage"]["agent"]
+    assert agent["calls"] > 0 and agent["retries"] == 0 and agent["errors"] == 0
+    code, out, _ = run(capsys, "show", str(run_dir), first)
+    assert "on toy/train" in out and "retries" in out

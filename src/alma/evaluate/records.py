@@ -133,3 +133,19 @@ class EvaluationRecords:
                 "trace": retrieved.trace,
             }
         self.store.add_episode(result.domain, task, episode, label=result.key, data=data)
+
+
+def evaluation_summary(store: RunStore, key: str) -> dict[str, Any]:
+    """Where an evaluation's score came from and what it cost: its domain, status, and model
+    calls per role (calls, tokens, dollars, retries, calls that failed for good)."""
+    rows = store.query("SELECT domain, status, result FROM evaluations WHERE key=?", (key,))
+    if not rows:
+        return {}
+    result = json.loads(rows[0]["result"] or "{}")
+    keep = ("calls", "tokens", "cost_usd", "retries", "errors")
+    usage = {
+        role: {name: tally.get(name, 0) for name in keep}
+        for role, tally in (result.get("usage") or {}).items()
+        if tally.get("calls") or tally.get("retries")
+    }
+    return {"domain": rows[0]["domain"], "status": rows[0]["status"], "usage": usage}

@@ -16,6 +16,7 @@ from alma.config import AlmaConfig, load_config
 from alma.domains.registry import configured_domain, prepare_tasks
 from alma.errors import BudgetExceededError, UsageError
 from alma.evaluate.protocol import EvalResult, select_tasks
+from alma.evaluate.records import evaluation_summary
 from alma.memory.loading import DesignSource
 from alma.run import Run, claim_domain
 from alma.search.archive import Archive, DesignRecord
@@ -230,7 +231,14 @@ def show_design(console: Console, archive: Archive, design_id: str, as_json: boo
         for v in archive.verifications(record.id)
     ]
     evaluations = [
-        {"role": e.role, "key": e.key, "split": e.split, "score": e.score, "error": e.error}
+        {
+            "role": e.role,
+            "key": e.key,
+            "split": e.split,
+            "score": e.score,
+            "error": e.error,
+            **evaluation_summary(archive.store, e.key),
+        }
         for e in archive.evaluations(record.id)
     ]
     if as_json:
@@ -249,7 +257,21 @@ def show_design(console: Console, archive: Archive, design_id: str, as_json: boo
     console.print(f"idea: {record.idea or '-'}", highlight=False)
     console.print(f"lineage: {' -> '.join(archive.lineage(record.id))}")
     for evaluation in evaluations:
-        console.print(f"evaluation ({evaluation['role']}, {evaluation['split']}): {evaluation}")
+        score = evaluation["score"]
+        verdict = f"{score:.3f}" if score is not None else f"no score ({evaluation['error']})"
+        console.print(
+            f"evaluation ({evaluation['role']}) on {evaluation.get('domain', '?')}/"
+            f"{evaluation['split']}: {verdict}",
+            markup=False,
+            highlight=False,
+        )
+        for role, usage in evaluation.get("usage", {}).items():
+            console.print(
+                f"  {role:<6} {usage['calls']} calls, {usage['tokens']:,} tokens, "
+                f"${usage['cost_usd']:.4f}, {usage['retries']} retries, "
+                f"{usage['errors']} failed calls",
+                highlight=False,
+            )
     for attempt in verifications:
         verdict = "passed" if attempt["passed"] else "failed"
         console.print(f"verification attempt {attempt['attempt']}: {verdict}")
