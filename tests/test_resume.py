@@ -17,6 +17,14 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
+def learned(capsys: pytest.CaptureFixture[str], run_dir: Path) -> str:
+    """A short search in ``run_dir`` (reference and one written design); its JSON output."""
+    args = ["learn", "--domain", "toy", "--iterations", "0", "--quick", "--json"]
+    code, out, _ = run(capsys, *args, "--run-dir", str(run_dir))
+    assert code == 0
+    return out
+
+
 def episode_rows(run_dir: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(run_dir / "alma.sqlite") as db:
         rows = db.execute("SELECT task_id, data FROM episodes ORDER BY id").fetchall()
@@ -90,18 +98,7 @@ def test_learn_resume_refuses_flags_that_change_the_run(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, flags: list[str], message: str
 ) -> None:
     run_dir = tmp_path / "search"
-    code, _, _ = run(
-        capsys,
-        "learn",
-        "--domain",
-        "toy",
-        "--iterations",
-        "0",
-        "--quick",
-        "--run-dir",
-        str(run_dir),
-    )
-    assert code == 0
+    learned(capsys, run_dir)
     code, _, err = run(capsys, "learn", "--resume", str(run_dir), *flags)
     assert code == 2 and message in err and "Traceback" not in err
 
@@ -110,29 +107,10 @@ def test_eval_refuses_a_run_folder_of_another_domain(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "toy-run"
-    code, _, _ = run(
-        capsys,
-        "eval",
-        "--domain",
-        "toy",
-        "--memory",
-        "no_memory",
-        "--quick",
-        "--run-dir",
-        str(run_dir),
-    )
+    args = ["eval", "--memory", "no_memory", "--quick", "--run-dir", str(run_dir)]
+    code, _, _ = run(capsys, *args, "--domain", "toy")
     assert code == 0
-    code, _, err = run(
-        capsys,
-        "eval",
-        "--domain",
-        "babaisai",
-        "--memory",
-        "no_memory",
-        "--quick",
-        "--run-dir",
-        str(run_dir),
-    )
+    code, _, err = run(capsys, *args, "--domain", "babaisai")
     assert code == 2 and "a run of the 'toy' domain, not 'babaisai'" in err
 
 
@@ -140,19 +118,7 @@ def test_show_names_the_domain_and_the_calls_of_each_evaluation(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     run_dir = tmp_path / "search"
-    code, out, _ = run(
-        capsys,
-        "learn",
-        "--domain",
-        "toy",
-        "--iterations",
-        "0",
-        "--quick",
-        "--run-dir",
-        str(run_dir),
-        "--json",
-    )
-    first = json.loads(out)["designs"][0]["id"]
+    first = json.loads(learned(capsys, run_dir))["designs"][0]["id"]
     code, out, _ = run(capsys, "show", str(run_dir), first, "--json")
     (evaluation,) = json.loads(out)["evaluations"]
     assert code == 0 and evaluation["domain"] == "toy" and evaluation["status"] == "done"
