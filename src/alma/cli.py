@@ -764,10 +764,15 @@ def learn(
                     "reference_score": summary.reference_score,
                     "stopped": summary.stopped,
                     "designs": rows,
+                    "held_out": [row.as_dict() for row in summary.held_out],
                 }
             )
         else:
+            from alma.evaluate.display import show_comparison
+
             out.print(archive_table(archive, rows, limit=15))
+            if summary.held_out:
+                show_comparison(out, summary.held_out, f"held-out {config.learn.held_out} tasks")
             out.print(f"run saved in {outcome.run_dir}; resume with --resume {outcome.run_dir}")
     finally:
         store.close()

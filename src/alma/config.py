@@ -90,6 +90,11 @@ class AgentConfig(_Section):
     step_timeout_s: float = Field(
         60.0, gt=0, description="wall-clock limit of one environment call (open, reset, step)"
     )
+    constrain_actions: bool | Literal["auto"] = Field(
+        "auto",
+        description="make the answer's action an enum of the admissible actions, when the game "
+        "lists them (grammar-enforced on the embedded models); auto: on for local models only",
+    )
 
 
 class EvalConfig(_Section):
@@ -119,6 +124,11 @@ class LearnConfig(_Section):
     analysis_episodes: int = Field(8, ge=1, description="episodes shown to the analysis")
     split: Literal["train", "eval_in_distribution", "eval_out_of_distribution"] = "train"
     quick: bool = Field(False, description="evaluate designs on 5 tasks (2 build, 3 deploy)")
+    held_out: Literal["none", "eval_in_distribution", "eval_out_of_distribution"] = Field(
+        "eval_in_distribution",
+        description="at the end, compare the best design with no_memory and the best reference "
+        "design on this split's tasks (none: skip)",
+    )
 
 
 class SandboxConfig(_Section):

@@ -35,6 +35,8 @@ class ComparisonRow:
             "gain": None if gain is None else gain.gain,
             "gain_ci95": None if gain is None else [gain.ci_low, gain.ci_high],
             "p_value": None if gain is None else gain.p_value,
+            "tokens_per_episode": self.per_episode("agent", "tokens")
+            + self.per_episode("memory", "tokens"),
             "memory_tokens_per_episode": self.per_episode("memory", "tokens"),
             "memory_usd_per_episode": self.per_episode("memory", "cost_usd"),
             "cost_usd": self.result.cost_usd,

@@ -54,7 +54,8 @@ def show_result(console: Console, result: EvalResult) -> None:
 
 def show_comparison(console: Console, rows: Sequence[ComparisonRow], split: str) -> None:
     table = Table(title=f"designs on {split} (deploy score, 95% CI over tasks)")
-    for column in ("design", "score", "95% CI", "gain vs no_memory", "p", "mem tok/ep", "mem $/ep"):
+    columns = ("design", "score", "95% CI", "gain vs no_memory", "p", "tok/ep", "mem tok/ep")
+    for column in (*columns, "mem $/ep"):
         table.add_column(column, justify="left" if column == "design" else "right")
     for row in rows:
         result = row.result
@@ -67,6 +68,7 @@ def show_comparison(console: Console, rows: Sequence[ComparisonRow], split: str)
             f"[{result.ci95[0]:.2f}, {result.ci95[1]:.2f}]" if scored else "-",
             "-" if gain is None else f"{gain.gain:+.3f} [{gain.ci_low:+.2f}, {gain.ci_high:+.2f}]",
             "-" if gain is None else f"{gain.p_value:.3f}",
+            f"{row.per_episode('agent', 'tokens') + row.per_episode('memory', 'tokens'):,.0f}",
             f"{row.per_episode('memory', 'tokens'):,.0f}",
             f"{row.per_episode('memory', 'cost_usd'):.5f}",
         )

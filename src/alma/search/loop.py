@@ -27,6 +27,7 @@ from typing import Any
 from alma.config import AlmaConfig
 from alma.domains.base import Domain
 from alma.errors import AlmaError, BudgetExceededError, LLMError, UsageError
+from alma.evaluate.compare import ComparisonRow, compare
 from alma.evaluate.protocol import EvalResult, EvaluationIncomplete, Evaluator, gather_all
 from alma.llm.factory import parse_model_spec
 from alma.memory.loading import DesignSource, reference_design, reference_names
@@ -40,6 +41,7 @@ from alma.search.selection import make_selector
 log = logging.getLogger("alma.search")
 
 REFERENCE = "no_memory"
+FALLBACK_REFERENCE = "trajectory_retrieval"  # held out against it when no baseline was seeded
 META_STAGES = ("analysis", "implementation", "from_scratch", "repair")
 Stage = str  # analysing, implementing, verifying, repairing, evaluating, done, failed
 
@@ -94,6 +96,7 @@ class Summary:
     reference_score: float | None
     designs: list[DesignRecord]
     stopped: str | None = None
+    held_out: list[ComparisonRow] = field(default_factory=list)  # the final comparison
 
 
 def seed_of(*parts: object) -> int:
@@ -167,7 +170,9 @@ class Learner:
             self._update_best()
             if self.progress.iteration_done is not None:
                 self.progress.iteration_done(iteration)
-        return self.summary()
+        summary = self.summary()
+        summary.held_out = await self.held_out()
+        return summary
 
     def summary(self, stopped: str | None = None) -> Summary:
         state = self.archive.load_state() or {}
@@ -177,6 +182,34 @@ class Learner:
             self.archive.designs(),
             stopped,
         )
+
+    async def held_out(self) -> list[ComparisonRow]:
+        """The search's answer on tasks it never saw: its best learned design against
+        ``no_memory`` and the best reference design (by train score; trajectory retrieval when
+        none was evaluated), each on the held-out split, with paired comparisons."""
+        split = self.settings.held_out
+        if split == "none":
+            return []
+        ranked = self.archive.best(len(self.archive))
+        learned = [d for d in ranked if d.origin == "generated"]
+        references = [d for d in ranked if d.origin == "reference" and d.name != REFERENCE]
+        designs = [learned[0].design()] if learned else []
+        designs.append(
+            references[0].design() if references else reference_design(FALLBACK_REFERENCE)
+        )
+        self.progress.set("held out", f"comparing on {split}")
+        rows = await compare(self.evaluator, designs, split, quick=self.settings.quick)
+        for row in rows:
+            if row.result.status == "incomplete":
+                raise EvaluationIncomplete(
+                    f"the held-out evaluation of {row.result.design_name} is incomplete: "
+                    f"{row.result.error}",
+                    hint=f"fix the cause and go on with `alma learn --resume {self.run.path}`",
+                )
+            if row.result.scored and row.result.design_id in self.archive:
+                self.archive.record_evaluation(row.result.design_id, row.result, role=split)
+        self.progress.clear()
+        return rows
 
     def _update_best(self) -> None:
         best = self.archive.best(1)
