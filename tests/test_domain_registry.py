@@ -45,7 +45,7 @@ def test_unknown_domain_and_task() -> None:
         get_domain("chess")
     assert "toy" in (caught.value.hint or "")
     with pytest.raises(UnknownDomainError, match="has no task 'nope'") as caught:
-        find_task(get_domain("toy"), "nope")
+        find_task(get_domain("toy", profile="classic"), "nope")
     assert "toy-train-000" in (caught.value.hint or "")
     assert caught.value.hint == (
         "task ids run toy-train-000 to -049, toy-eval-id-000 to -049, toy-eval-ood-000 to -049"

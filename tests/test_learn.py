@@ -38,8 +38,14 @@ def test_learn_builds_an_archive_with_lineage_repair_and_failure(
 ) -> None:
     run_dir = tmp_path / "run"
     # the scripted meta model's answers are a pure function of prompt and seed; with seed 8 it
-    # writes a design that needs repair and one beyond repair within two iterations
-    data = learn(capsys, run_dir, "--iterations", "2", "--seed", "8")
+    # writes a design that needs repair and one beyond repair within two iterations (on the
+    # classic toy games, whose description and episodes the prompts carry)
+    config = tmp_path / "alma.toml"
+    config.write_text('[domains.toy]\nprofile = "classic"\n', encoding="utf-8")
+    settings = ["--config", str(config), *LEARN, "--quick", "--json", "--run-dir", str(run_dir)]
+    code = main([*settings, "--iterations", "2", "--seed", "8"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0, data
     designs = data["designs"]
     assert data["reference_score"] is not None and data["iterations_done"] == 2
     evaluated = [d for d in designs if d["status"] == "evaluated"]

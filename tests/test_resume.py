@@ -120,7 +120,8 @@ def test_show_names_the_domain_and_the_calls_of_each_evaluation(
     run_dir = tmp_path / "search"
     first = json.loads(learned(capsys, run_dir))["designs"][0]["id"]
     code, out, _ = run(capsys, "show", str(run_dir), first, "--json")
-    (evaluation,) = json.loads(out)["evaluations"]
+    evaluations = {e["role"]: e for e in json.loads(out)["evaluations"]}
+    evaluation = evaluations["train"]
     assert code == 0 and evaluation["domain"] == "toy" and evaluation["status"] == "done"
     agent = evaluation["usage"]["agent"]
     assert agent["calls"] > 0 and agent["retries"] == 0 and agent["errors"] == 0

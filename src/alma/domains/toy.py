@@ -4,10 +4,12 @@ A task is a handful of rooms on a grid joined by passages (north, south, east, w
 holds the goal object; taking it wins. Some passages are closed by coloured doors, locked; the key
 of each colour lies in a room that can be reached before its door. Other items are distractors.
 
-Everything is stdlib and deterministic: a task's game depends only on its seed and its profile
-(``Task.params["profile"]``), drawn with ``random.Random(seed)``. Every game is checked solvable
-within the step limit by a breadth-first search over (room, keys held, doors open) and re-drawn
-if it is not; the same search gives :meth:`ToyDomain.solve`.
+The default ``houses`` profile is a memory test bed: bigger games of one "house" share rules
+that only experience reveals (which way the goal lies, which door matters); ``classic`` keeps the
+small games. Everything is stdlib and deterministic: a task's game depends only on its seed and
+its generator (``Task.params["profile"]``), drawn with ``random.Random(seed)``. Every game is
+checked solvable within the step limit by a breadth-first search over (room, keys held, doors
+open) and re-drawn if it is not; the same search gives :meth:`ToyDomain.solve`.
 """
 
 from __future__ import annotations
@@ -62,7 +64,10 @@ def _read_text(name: str) -> str:
     return text.strip().format(step_limit=STEP_LIMIT)
 
 
-DESCRIPTION = _read_text("toy_description.txt")
+DESCRIPTIONS = {
+    "houses": _read_text("toy_houses_description.txt"),
+    "classic": _read_text("toy_description.txt"),
+}
 INSTRUCTIONS = _read_text("toy_instructions.txt")
 
 
@@ -77,7 +82,24 @@ class _Profile:
     min_goal_distance: int  # passages between the start room and the goal room
 
 
-_PROFILES = {
+@dataclass(frozen=True)
+class _House:
+    """Generator settings of a test-bed house: the rules every game of the house shares.
+
+    The route from the start room to the goal room only ever moves in the two ``route``
+    directions and is closed by one locked door of ``door_colour``; the other locked doors
+    (decoys) lead off the route. Nothing tells the agent so: only experience does.
+    """
+
+    route: tuple[str, str]
+    route_length: tuple[int, int]  # passages from the start room to the goal room
+    door_colour: str
+    rooms: tuple[int, int]
+    decoy_doors: tuple[int, int]
+    distractors: tuple[int, int]
+
+
+_PROFILES: dict[str, _Profile | _House] = {
     "standard": _Profile(
         rooms=(3, 5),
         locked_doors=(0, 1),
@@ -92,15 +114,40 @@ _PROFILES = {
         spare_keys=(0, 1),
         min_goal_distance=2,
     ),
+    "manor": _House(
+        route=("south", "west"),
+        route_length=(2, 4),
+        door_colour="green",
+        rooms=(8, 10),
+        decoy_doors=(1, 2),
+        distractors=(1, 2),
+    ),
+    "lodge": _House(
+        route=("north", "east"),
+        route_length=(4, 5),
+        door_colour="purple",
+        rooms=(8, 10),
+        decoy_doors=(1, 2),
+        distractors=(1, 2),
+    ),
 }
 
-# split -> (id infix, profile, first seed); seeds of different splits never overlap.
+# domain profile -> split -> (id infix, generator, first seed); seeds never overlap.
 _SEED_STRIDE = 100_000
-_SPLIT_SETTINGS: dict[Split, tuple[str, str, int]] = {
-    "train": ("train", "standard", 0),
-    "eval_in_distribution": ("eval-id", "standard", _SEED_STRIDE),
-    "eval_out_of_distribution": ("eval-ood", "chain", 2 * _SEED_STRIDE),
+_SPLIT_SETTINGS: dict[str, dict[Split, tuple[str, str, int]]] = {
+    "houses": {
+        "train": ("house-train", "manor", 3 * _SEED_STRIDE),
+        "eval_in_distribution": ("house-eval-id", "manor", 4 * _SEED_STRIDE),
+        "eval_out_of_distribution": ("house-eval-ood", "lodge", 5 * _SEED_STRIDE),
+    },
+    "classic": {
+        "train": ("train", "standard", 0),
+        "eval_in_distribution": ("eval-id", "standard", _SEED_STRIDE),
+        "eval_out_of_distribution": ("eval-ood", "chain", 2 * _SEED_STRIDE),
+    },
 }
+DOMAIN_PROFILES = tuple(_SPLIT_SETTINGS)
+DEFAULT_PROFILE = "houses"
 _MAX_DRAWS = 1000
 
 
@@ -135,13 +182,12 @@ def _reachable(exits: list[dict[str, int]], closed: set[frozenset[int]]) -> set[
     return seen
 
 
-def _draw(rng: random.Random, profile: _Profile) -> _Layout | None:
-    """One random game, or None when this draw cannot fit the profile."""
-    n = rng.randint(*profile.rooms)
-    cells = [(0, 0)]
-    taken = {(0, 0)}
-    exits: list[dict[str, int]] = [{}]
-    while len(cells) < n:  # grow a tree of rooms on the grid
+def _grow(
+    rng: random.Random, cells: list[tuple[int, int]], exits: list[dict[str, int]], n: int
+) -> None:
+    """Add rooms to the tree on the grid until it has ``n``, each joined to a random one."""
+    taken = set(cells)
+    while len(cells) < n:
         a = rng.randrange(len(cells))
         d = rng.choice(DIRECTIONS)
         cell = (cells[a][0] + _OFFSETS[d][0], cells[a][1] + _OFFSETS[d][1])
@@ -151,6 +197,14 @@ def _draw(rng: random.Random, profile: _Profile) -> _Layout | None:
         cells.append(cell)
         exits.append({_OPPOSITE[d]: a})
         exits[a][d] = len(cells) - 1
+
+
+def _draw(rng: random.Random, profile: _Profile) -> _Layout | None:
+    """One random game, or None when this draw cannot fit the profile."""
+    n = rng.randint(*profile.rooms)
+    cells = [(0, 0)]
+    exits: list[dict[str, int]] = [{}]
+    _grow(rng, cells, exits, n)
 
     parent: dict[int, int] = {}
     depth = {0: 0}
@@ -195,6 +249,53 @@ def _draw(rng: random.Random, profile: _Profile) -> _Layout | None:
         rooms=tuple(rng.sample(ROOM_NAMES, n)),
         exits=tuple({d: e[d] for d in DIRECTIONS if d in e} for e in exits),
         doors=dict(zip(locked, colours, strict=False)),
+        items=tuple(tuple(items) for items in placed),
+        start=0,
+        goal=goal,
+    )
+
+
+def _draw_house(rng: random.Random, house: _House) -> _Layout:
+    """One game of a test-bed house: the route first, then side rooms, doors, keys, items."""
+    cells = [(0, 0)]
+    exits: list[dict[str, int]] = [{}]
+    length = rng.randint(*house.route_length)
+    for _ in range(length):  # the route only moves in the house's two directions: no loops
+        d = rng.choice(house.route)
+        last = len(cells) - 1
+        cells.append((cells[last][0] + _OFFSETS[d][0], cells[last][1] + _OFFSETS[d][1]))
+        exits.append({_OPPOSITE[d]: last})
+        exits[last][d] = last + 1
+    goal_room = length
+    n = rng.randint(*house.rooms)
+    _grow(rng, cells, exits, n)
+
+    route = {frozenset((i, i + 1)) for i in range(length)}
+    at = rng.randrange(length)
+    route_door = frozenset((at, at + 1))
+    side = [frozenset((a, b)) for a in range(n) for b in exits[a].values() if a < b]
+    side = [p for p in side if p not in route]
+    decoys = rng.sample(side, min(len(side), rng.randint(*house.decoy_doors)))
+    others = [c for c in COLOURS if c != house.door_colour]
+    doors = {
+        route_door: house.door_colour,
+        **dict(zip(decoys, rng.sample(others, len(decoys)), strict=True)),
+    }
+
+    goal = rng.choice(GOAL_OBJECTS)
+    placed: list[list[str]] = [[] for _ in range(n)]
+    placed[goal_room].append(goal)
+    before = _reachable(exits, set(doors))  # every key lies where no locked door is in the way
+    for colour in doors.values():
+        placed[rng.choice(sorted(before))].append(f"{colour} key")
+    for item in rng.sample(DISTRACTORS, rng.randint(*house.distractors)):
+        placed[rng.randrange(n)].append(item)
+    for items in placed:
+        rng.shuffle(items)
+    return _Layout(
+        rooms=tuple(rng.sample(ROOM_NAMES, n)),
+        exits=tuple({d: e[d] for d in DIRECTIONS if d in e} for e in exits),
+        doors=doors,
         items=tuple(tuple(items) for items in placed),
         start=0,
         goal=goal,
@@ -247,11 +348,11 @@ def _shortest_solution(layout: _Layout) -> list[str] | None:
     return None
 
 
-def _generate(seed: int, profile: _Profile) -> tuple[_Layout, list[str]]:
+def _generate(seed: int, profile: _Profile | _House) -> tuple[_Layout, list[str]]:
     """The game of ``seed`` and its shortest solution; draws again until it fits the limit."""
     rng = random.Random(seed)
     for _ in range(_MAX_DRAWS):
-        layout = _draw(rng, profile)
+        layout = _draw(rng, profile) if isinstance(profile, _Profile) else _draw_house(rng, profile)
         if layout is None:
             continue
         solution = _shortest_solution(layout)
@@ -433,36 +534,74 @@ class ToyEnv:
 class ToyDomain:
     """Rooms, keys and locked doors (implements :class:`alma.domains.base.Domain`).
 
-    ``train`` and ``eval_in_distribution`` share the ``standard`` generator (3-5 rooms, at most
-    one locked door) on disjoint seeds; ``eval_out_of_distribution`` uses ``chain`` (6-9 rooms,
-    two locked doors, the second key behind the first door, more distractors). Task ids read
-    ``toy-train-007``, ``toy-eval-id-007``, ``toy-eval-ood-007``.
+    Two profiles (``[domains.toy] profile = ...``):
+
+    - ``houses`` (default), the memory test bed: ``train`` and ``eval_in_distribution`` are games
+      of one house (``manor``: the route to the goal only goes south and west, through a green
+      door), ``eval_out_of_distribution`` of another (``lodge``: north and east, a purple door);
+      8-10 rooms, decoy doors off the route. Ids read ``toy-house-train-007``,
+      ``toy-house-eval-id-007``, ``toy-house-eval-ood-007``.
+    - ``classic``: ``train`` and ``eval_in_distribution`` share the ``standard`` generator (3-5
+      rooms, at most one locked door) on disjoint seeds; ``eval_out_of_distribution`` uses
+      ``chain`` (6-9 rooms, two locked doors, the second key behind the first door, more
+      distractors). Ids read ``toy-train-007``, ``toy-eval-id-007``, ``toy-eval-ood-007``.
+
+    An id names one game whatever the profile: :meth:`task` finds the tasks of both.
     """
 
     name: str = "toy"
     step_limit: int = STEP_LIMIT
-    description: str = DESCRIPTION
+    description: str = DESCRIPTIONS[DEFAULT_PROFILE]
     instructions: str = INSTRUCTIONS
 
-    def __init__(self, tasks_per_split: int = 50) -> None:
+    def __init__(self, tasks_per_split: int = 50, profile: str = DEFAULT_PROFILE) -> None:
         if not 0 <= tasks_per_split <= _SEED_STRIDE:
             raise ConfigError(
                 f"toy tasks_per_split must be between 0 and {_SEED_STRIDE}, not {tasks_per_split}"
             )
+        if profile not in _SPLIT_SETTINGS:
+            raise ConfigError(
+                f"unknown toy profile {profile!r}",
+                hint=f"choose one of {', '.join(DOMAIN_PROFILES)} in [domains.toy]",
+            )
         self.tasks_per_split = tasks_per_split
+        self.profile = profile
+        self.description = DESCRIPTIONS[profile]
+        self.instructions = INSTRUCTIONS
+        self.details = {"profile": profile}
         self._tasks: dict[Split, tuple[Task, ...]] = {}
         self._games: dict[tuple[int, str], tuple[_Layout, list[str]]] = {}
 
     def tasks(self, split: Split) -> tuple[Task, ...]:
-        if split not in _SPLIT_SETTINGS:
+        settings = _SPLIT_SETTINGS[self.profile]
+        if split not in settings:
             raise UsageError(f"unknown split {split!r}", hint=f"choose one of {', '.join(SPLITS)}")
         if split not in self._tasks:
-            infix, profile, first_seed = _SPLIT_SETTINGS[split]
+            infix, generator, first_seed = settings[split]
             self._tasks[split] = tuple(
-                self._task(split, f"toy-{infix}-{i:03d}", first_seed + i, profile)
+                self._task(split, f"toy-{infix}-{i:03d}", first_seed + i, generator)
                 for i in range(self.tasks_per_split)
             )
         return self._tasks[split]
+
+    def task(self, task_id: str) -> Task:
+        """The task with this id, in this profile or another (an id is always the same game)."""
+        head, _, number = task_id.rpartition("-")
+        if number.isdigit() and len(number) >= 3 and int(number) < _SEED_STRIDE:
+            for settings in _SPLIT_SETTINGS.values():
+                for split, (infix, generator, first_seed) in settings.items():
+                    if head == f"toy-{infix}":
+                        index = int(number)
+                        if task_id != f"toy-{infix}-{index:03d}":
+                            break
+                        return self._task(split, task_id, first_seed + index, generator)
+        last = self.tasks_per_split - 1
+        runs = [
+            f"toy-{infix}-000 to -{last:03d}"
+            for infix, _, _ in _SPLIT_SETTINGS[self.profile].values()
+        ]
+        hint = f"task ids run {', '.join(runs)}" if last >= 0 else "this toy domain has no tasks"
+        raise UnknownDomainError(f"domain 'toy' has no task {task_id!r}", hint=hint)
 
     def make_env(self, task: Task) -> ToyEnv:
         return ToyEnv(self._game(task)[0])
@@ -484,7 +623,7 @@ class ToyDomain:
 
     def _game(self, task: Task) -> tuple[_Layout, list[str]]:
         profile = task.params.get("profile")
-        if profile not in _PROFILES:
+        if not isinstance(profile, str) or profile not in _PROFILES:
             raise UnknownDomainError(
                 f"task {task.id!r} is not a toy task (no known params['profile'])",
                 hint="take tasks from ToyDomain.tasks(split)",

@@ -171,6 +171,130 @@ def explorer_policy(messages: Sequence[Message], schema: type[BaseModel] | None)
     return {"thought": f"{room or 'here'}: trying {choice!r}", "action": choice}
 
 
+MEMORY_HEADER = "Notes from your memory"
+MEMORY_END = "\nEach turn you receive"
+_FAILED = frozenset({"failure", "failed", "fail", "lost", "loss"})
+_MENTIONED_ACTION = re.compile(
+    r"\b(?:(?:go|goes|going|went|head|heading) (north|south|east|west)"
+    r"|((?:take|open) [a-z]+(?: [a-z]+)?? (?:key|door)))\b"
+)
+_BACK = {"north": "south", "south": "north", "east": "west", "west": "east"}
+_COLOUR_OF = re.compile(r"^(?:take|open) ([a-z]+) (?:key|door)$")
+
+
+def recall_policy(messages: Sequence[Message], schema: type[BaseModel] | None) -> Answer:
+    """The explorer, steered by the memory notes in the system prompt.
+
+    It collects the actions the notes mention (``"go west"``, ``"take green key"``, ``"open
+    green door"``), leaving out what they mark as failed (a JSON object whose ``outcome`` or
+    ``success`` says so). Among the actions it has tried least here, it takes the goal first,
+    then keys and doors of a colour the notes mention, then exits in the directions the notes
+    mention most, then the rest as the explorer would. Without notes it is the explorer.
+    """
+    if schema is not None and "action" not in schema.model_fields:
+        return default_policy(messages, schema)
+    hints = memory_hints(_memory_notes(messages))
+    actions = admissible_actions(_last_user(messages))
+    if not hints or not actions:
+        return explorer_policy(messages, schema)
+    tried = _tried_here(messages)
+    goal = _goal(messages)
+    colours = {m.group(1) for a in hints if (m := _COLOUR_OF.match(a))}
+    # a way back cancels the way there: what remains points where the notes went
+    heading = {
+        f"go {d}": hints.get(f"go {d}", 0) - hints.get(f"go {back}", 0) for d, back in _BACK.items()
+    }
+
+    def rank(action: str) -> tuple[int, int, int, int]:
+        verb = action.split(" ", 1)[0]
+        colour = _COLOUR_OF.match(action)
+        if verb == "take" and goal and action == f"take {goal}":
+            tier = 0
+        elif colour is not None and colour.group(1) in colours:
+            tier = 1 if verb == "take" else 2
+        elif verb == "go":
+            tier = 3 if heading.get(action, 0) > 0 else 4
+        elif verb in ("take", "open"):
+            tier = 5
+        else:
+            tier = 9
+        return (tried.get(action, 0), tier, -heading.get(action, 0), actions.index(action))
+
+    choice = min(actions, key=rank)
+    return {"thought": f"my notes point to {choice!r}", "action": choice}
+
+
+def memory_hints(notes: str) -> dict[str, int]:
+    """How often the notes mention each action, leaving out episodes they mark as failed."""
+    counts: dict[str, int] = {}
+    for text in _note_texts(notes):
+        for direction, other in _MENTIONED_ACTION.findall(text.lower()):
+            action = f"go {direction}" if direction else other
+            counts[action] = counts.get(action, 0) + 1
+    return counts
+
+
+def _note_texts(notes: str) -> list[str]:
+    """The strings of the notes; a section that is JSON gives those outside failed episodes."""
+    texts: list[str] = []
+    for section in re.split(r"\n\n(?=\[)", notes):
+        body = section.split("\n", 1)[1] if section.startswith("[") and "\n" in section else section
+        try:
+            _collect(json.loads(body), texts)
+        except json.JSONDecodeError:  # free text, or JSON cut short by the prompt's cap
+            texts.append(body)
+    return texts
+
+
+def _collect(node: Any, texts: list[str]) -> None:
+    if isinstance(node, dict):
+        outcome = str(node.get("outcome", "")).lower()
+        if outcome in _FAILED or node.get("success") is False:
+            return
+        for value in node.values():
+            _collect(value, texts)
+    elif isinstance(node, list):
+        for value in node:
+            _collect(value, texts)
+    elif isinstance(node, str):
+        texts.append(node)
+
+
+def _memory_notes(messages: Sequence[Message]) -> str:
+    system = next((m.content for m in messages if m.role == "system"), "")
+    start = system.find(MEMORY_HEADER)
+    if start < 0:
+        return ""
+    notes = system[system.find("\n", start) + 1 :]
+    end = notes.rfind(MEMORY_END)
+    return notes[:end] if end >= 0 else notes
+
+
+def _tried_here(messages: Sequence[Message]) -> dict[str, int]:
+    """How often each action was taken in the current room since a door last opened there
+    (an open door makes old rooms worth another look)."""
+    room = _place(_last_user(messages))
+    tried: dict[tuple[str, str], int] = {}
+    opened = 0
+    place = ""
+    for message in messages:
+        if message.role == "user":
+            if "You unlock" in message.content:
+                opened += 1
+            place = _place(message.content)
+        elif message.role == "assistant":
+            key = (f"{place}#{opened}", _action_of(message.content))
+            tried[key] = tried.get(key, 0) + 1
+    here = f"{room}#{opened}"
+    return {action: count for (where, action), count in tried.items() if where == here}
+
+
+def _goal(messages: Sequence[Message]) -> str:
+    first = next((m.content for m in messages if m.role == "user"), "")
+    match = re.search(r"Find the ([a-z ]+?) and take it", first)
+    return match.group(1) if match else ""
+
+
 def admissible_actions(prompt: str) -> list[str]:
     """The actions listed after the last ``Admissible actions:`` header, one per ``- `` line."""
     index = prompt.rfind(ACTIONS_HEADER)
@@ -247,6 +371,7 @@ POLICIES: dict[str, Policy] = {
     "explorer": default_policy,
     "first": first_action_policy,
     "random": random_policy,
+    "recall": recall_policy,
 }
 
 
@@ -257,7 +382,8 @@ def register_policy(name: str, policy: Policy) -> None:
 
 
 def scripted_from_spec(argument: str | None, *, latency_s: float = 0.0) -> ScriptedLLM:
-    """``scripted``, ``scripted:<policy>`` (explorer, first, random) or ``scripted:<rules.json>``.
+    """``scripted``, ``scripted:<policy>`` (explorer, first, random, recall) or
+    ``scripted:<rules.json>``.
 
     A rules file is a JSON list of ``{"match": regex, "response": text or object}``; calls that no
     rule matches fall back to the explorer policy.
