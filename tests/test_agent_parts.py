@@ -79,7 +79,7 @@ def play(domain: StuckDomain, timeout_s: float) -> tuple[float, object]:
 def test_the_step_limit_of_environment_calls_is_configurable() -> None:
     assert AlmaConfig().agent.step_timeout_s == 60.0
     settings = AlmaConfig.model_validate({"agent": {"step_timeout_s": 2.5}}).agent
-    actor = Actor.configured(scripted_from_spec(None), StuckDomain(), settings)
+    actor = Actor.configured(scripted_from_spec(None), StuckDomain(), settings, "scripted")
     assert actor.step_timeout_s == 2.5
 
 

@@ -6,14 +6,19 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from alma.agent.actor import Actor
 from alma.cli import main
 from alma.config import load_config
+from alma.domains.registry import open_env
+from alma.domains.toy import ToyDomain
 from alma.errors import LLMError
 from alma.llm.local import LocalLLM
+from alma.llm.weights import models_dir, weights_status
 from alma.run import Run
 from alma.types import Message
 
 pytestmark = pytest.mark.local_llm
+MODELS_DIR = models_dir()  # read before each test points the user cache elsewhere
 
 
 class Colour(BaseModel):
@@ -70,3 +75,31 @@ async def test_default_model_answers_a_schema_and_survives_a_dead_server(tmp_pat
             await llm.complete(ask("a ripe lemon"), schema=Colour, max_tokens=40)
         calls = run.ledger.by_purpose["agent"]
         assert calls.calls == 3 and calls.errors == 1 and calls.cost_usd == 0
+
+
+async def test_constrained_local_small_answers_only_admissible_actions(tmp_path: Path) -> None:
+    pytest.importorskip("xllamacpp")
+    if not weights_status("local-small", cache_dir=MODELS_DIR)["installed"]:
+        pytest.skip("local-small is not installed (alma models install local-small)")
+    config = load_config(overrides={"models": {"agent": "local-small"}})
+    assert config.agent.constrain_actions == "auto"
+    domain = ToyDomain()
+    task = domain.tasks("train")[1]
+    async with Run(config, tmp_path / "run") as run:
+        actor = Actor.configured(
+            run.models.for_role("agent"),
+            domain,
+            config.agent.model_copy(update={"max_steps": 3}),
+            config.models.agent,
+        )
+        episode = await actor.run(task, seed=3)
+    assert episode.constrained and episode.outcome.steps >= 2 and episode.invalid_actions == 0
+    env = open_env(domain, task)  # replay: each action was listed when it was taken
+    try:
+        observation = env.reset()
+        for step in episode.steps:
+            assert observation.actions and step.raw_action in observation.actions
+            assert step.valid and step.action == step.raw_action
+            observation = env.step(step.action).observation
+    finally:
+        env.close()

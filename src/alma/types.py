@@ -142,6 +142,7 @@ class Episode:
     invalid_actions: int = 0
     memory: dict[str, Any] = field(default_factory=dict)  # what memory returned at the start
     memory_truncated: bool = False  # the rendered memory was cut to the prompt's cap
+    constrained: bool = False  # actions were held to the admissible ones (constrain_actions)
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> Episode:
@@ -155,4 +156,5 @@ class Episode:
             invalid_actions=data.get("invalid_actions", 0),
             memory=data.get("memory", {}),
             memory_truncated=data.get("memory_truncated", False),
+            constrained=data.get("constrained", False),
         )

@@ -3,6 +3,11 @@
 Each step the model answers ``{thought, action}``; the action is matched to the admissible
 actions; the conversation is append-only (so endpoints can reuse their prompt cache) and, when it
 outgrows its token budget, the oldest steps are dropped in one chunk and listed in a short note.
+
+With ``constrain_actions`` on, a step whose observation lists the admissible actions asks for a
+schema whose ``action`` is an enum of exactly those actions: an endpoint with grammar-constrained
+output (the embedded llama.cpp server) can then only answer one of them, and any endpoint's
+answer outside them fails validation (one repair round, then an invalid step).
 """
 
 from __future__ import annotations
@@ -13,12 +18,12 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from string import Template
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from alma.agent.env_thread import EnvThread
 from alma.agent.matching import match_action
@@ -30,9 +35,11 @@ from alma.errors import (
     BudgetExceededError,
     EnvironmentTimeoutError,
     MalformedOutputError,
+    UnknownModelError,
     UsageError,
 )
 from alma.llm.base import LLM
+from alma.llm.factory import parse_model_spec
 from alma.llm.scripted import ACTIONS_HEADER
 from alma.llm.tokens import approx_message_tokens
 from alma.memory.rendering import render_memory
@@ -53,6 +60,9 @@ Recall = Callable[[EpisodeStart], Awaitable[dict[str, Any]]]
 
 log = logging.getLogger("alma.agent")
 
+ConstrainSetting = bool | Literal["auto"]
+ACTION_DESCRIPTION = "exactly one action to take now"
+
 
 class AgentStep(BaseModel):
     """What the acting agent answers each step."""
@@ -60,7 +70,37 @@ class AgentStep(BaseModel):
     # bounded, so a small local model (whose output the schema's grammar constrains) cannot
     # spend most of a step writing: one or two sentences fit
     thought: str = Field(max_length=300, description="one or two short sentences of reasoning")
-    action: str = Field(description="exactly one action to take now")
+    action: str = Field(description=ACTION_DESCRIPTION)
+
+
+@lru_cache(maxsize=1024)
+def step_schema(actions: tuple[str, ...] | None) -> type[AgentStep]:
+    """The schema of one step's answer: :class:`AgentStep`, with ``action`` an enum of
+    ``actions`` when there are any. Cached by the actions, so a room seen again reuses its model
+    (and the provider's cached JSON schema of it). Same name as :class:`AgentStep`, so the
+    request differs from an unconstrained one only in the enum."""
+    if not actions:
+        return AgentStep
+    unique = tuple(dict.fromkeys(actions))
+    choice: Any = Literal.__getitem__(unique)
+    # "enum" even for one action (pydantic writes a lone literal as "const" only)
+    action = Field(description=ACTION_DESCRIPTION, json_schema_extra={"enum": list(unique)})
+    return create_model(
+        "AgentStep", __base__=AgentStep, __doc__=AgentStep.__doc__, action=(choice, action)
+    )
+
+
+def constrains_actions(setting: ConstrainSetting, agent_model: str) -> bool:
+    """Whether the acting agent's actions are held to the admissible ones, from ``[agent]
+    constrain_actions`` and the agent's model spec. ``auto`` is on for the embedded models
+    (``local``, ``local-small``, ``local:<path>``): their grammar makes an inadmissible answer
+    impossible, and the small ones otherwise drift into actions the game does not know."""
+    if isinstance(setting, bool):
+        return setting
+    try:
+        return parse_model_spec(agent_model).provider == "local"
+    except UnknownModelError:  # a model registered under a name of its own
+        return False
 
 
 @cache
@@ -191,10 +231,12 @@ class Actor:
     temperature: float | None = None  # None: the model layer's default
     max_steps: int | None = None  # a cap below the domain's step limit (quick trials)
     step_timeout_s: float = 60.0  # wall-clock limit of one environment call
+    constrain_actions: bool = False  # action: an enum of the admissible actions, when listed
 
     @classmethod
-    def configured(cls, llm: LLM, domain: Domain, settings: AgentConfig) -> Actor:
-        """An actor playing as a run's ``[agent]`` settings say."""
+    def configured(cls, llm: LLM, domain: Domain, settings: AgentConfig, agent_model: str) -> Actor:
+        """An actor playing as a run's ``[agent]`` settings say, with ``llm`` built from the
+        spec ``agent_model`` (which resolves ``constrain_actions = "auto"``)."""
         return cls(
             llm,
             domain,
@@ -205,6 +247,7 @@ class Actor:
             temperature=settings.temperature,
             max_steps=settings.max_steps,
             step_timeout_s=settings.step_timeout_s,
+            constrain_actions=constrains_actions(settings.constrain_actions, agent_model),
         )
 
     @property
@@ -237,6 +280,12 @@ class Actor:
         finally:
             await stepper.close()
 
+    def _schema(self, observation: Observation) -> type[AgentStep]:
+        """The schema of the next answer: constrained to the admissible actions when on."""
+        if not self.constrain_actions or not observation.actions:
+            return AgentStep
+        return step_schema(tuple(observation.actions))
+
     async def _play(
         self,
         stepper: Stepper,
@@ -265,10 +314,11 @@ class Actor:
         reason: OutcomeReason = "step_limit"
         error: str | None = None
         for index in range(limit):
+            schema = self._schema(observation)
             try:
                 completion = await self.llm.complete(
                     history.messages(system),
-                    schema=AgentStep,
+                    schema=schema,
                     max_tokens=self.max_tokens,
                     temperature=self.temperature,
                     seed=seed,
@@ -336,6 +386,7 @@ class Actor:
             invalid_actions=invalid,
             memory=memory,
             memory_truncated=truncated,
+            constrained=self.constrain_actions,
         )
 
 

@@ -56,7 +56,9 @@ async def play_one(
         finally:
             env.close()
     async with Run(config, run_dir, prefix="play") as run:
-        actor = Actor.configured(run.models.for_role("agent"), domain, config.agent)
+        actor = Actor.configured(
+            run.models.for_role("agent"), domain, config.agent, config.models.agent
+        )
         if status is not None:
             with status.status(f"playing {task.id} with {config.models.agent}..."):
                 episode = await actor.run(task, seed=config.run.seed)

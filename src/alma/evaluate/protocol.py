@@ -37,7 +37,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
-from alma.agent.actor import Actor
+from alma.agent.actor import Actor, constrains_actions
 from alma.config import EvalConfig
 from alma.domains.base import Domain
 from alma.domains.registry import tasks_source
@@ -260,6 +260,9 @@ class Evaluator:
             "seed": self.config.run.seed,
             "step_limit": self._actor_limit(),
         }
+        # only when on, so keys of runs made before the setting existed still match
+        if constrains_actions(self.config.agent.constrain_actions, models.agent):
+            payload["constrain_actions"] = True
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def _actor_limit(self) -> int:
@@ -268,7 +271,7 @@ class Evaluator:
 
     def _actor(self, ledger: Ledger) -> Actor:
         llm = self.run.models.llm(self.config.models.agent, "agent", ledger=ledger)
-        return Actor.configured(llm, self.domain, self.config.agent)
+        return Actor.configured(llm, self.domain, self.config.agent, self.config.models.agent)
 
     def _services(self, ledger: Ledger) -> ModelServices:
         models = self.config.models
