@@ -65,6 +65,7 @@ def test_a_rerun_plays_only_the_episodes_an_interrupted_evaluation_lacks(
     code, out, _ = run(capsys, *args, "--run-dir", str(part))
     resumed = json.loads(out)
     assert code == 0 and resumed["resumed_episodes"] == len(finished)
+    assert resumed["skipped_calls"] == 0  # the reused episodes skipped nothing
     assert resumed["score"] == expected["score"] and resumed["per_task"] == expected["per_task"]
     rows = episode_rows(part)
     assert len(rows) == len(set(rows)) == expected["n_episodes"]  # each episode once

@@ -390,7 +390,8 @@ class _Session:
                     for copy in copies:
                         await copy.close()
         finally:
-            self.result.skipped_calls = max(0, self.planned_calls - self.guard.attempted)
+            if self.guard.failure is not None:  # the design was given up: what it never got
+                self.result.skipped_calls = max(0, self.planned_calls - self.guard.attempted)
             await runner.close()
 
     async def _updates(self, runner: DesignRunner, played: list[tuple[Task, Episode]]) -> None:
@@ -424,6 +425,7 @@ class _Session:
         if earlier is None:
             return None
         self.result.resumed_episodes += 1
+        self.planned_calls -= phase == "deploy"  # its retrieve was made by the earlier attempt
         self._count(task, earlier.episode, phase, repeat)
         if earlier.retrieve is not None:
             self.result.memory.add("retrieve", earlier.retrieve)
