@@ -161,3 +161,28 @@ def test_ctrl_c_during_a_stuck_step_stops_a_run_within_seconds(tmp_path: Path) -
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_only_environments_that_declare_it_are_stepped_inline() -> None:
+    """alma's own in-memory engines skip the thread hop; any other game keeps its thread and
+    its time limit."""
+    import functools
+
+    from alma.agent.actor import Stepper
+    from alma.domains.babaisai.domain import BabaIsAIDomain
+    from alma.domains.registry import open_env
+    from alma.domains.toy import ToyDomain
+
+    async def inline(domain: object) -> bool:
+        stepper = Stepper(5.0)
+        task = domain.tasks("train")[0]  # type: ignore[attr-defined]
+        await stepper.open(functools.partial(open_env, domain, task, 5))
+        try:
+            await stepper.reset()
+            return stepper.inline
+        finally:
+            await stepper.close()
+
+    assert asyncio.run(inline(ToyDomain()))
+    assert asyncio.run(inline(BabaIsAIDomain()))
+    assert not asyncio.run(inline(StuckDomain()))

@@ -168,8 +168,10 @@ class Stepper:
     own daemon thread (:class:`EnvThread`) and within ``timeout_s``: a call that takes longer
     raises :class:`EnvironmentTimeoutError` and is left running, so that a stuck game ends its
     episode, never the run, and neither keeps the process alive nor delays Ctrl-C. Never inline
-    on the event loop, however fast steps have been: a step that hangs there would stop
-    everything, the time limit included."""
+    on the event loop because steps have been fast: a step that hangs there would stop
+    everything, the time limit included. Only an environment that declares ``inline_steps``
+    (alma's own in-memory engines, whose calls return in microseconds and cannot block) has its
+    reset, steps and close called inline, which saves a thread hop per step."""
 
     def __init__(self, timeout_s: float, name: str = "alma-env") -> None:
         self.timeout_s = timeout_s
@@ -189,14 +191,22 @@ class Stepper:
     async def open(self, make: Callable[[], TextEnv]) -> None:
         self.env = await self._call("open", make)
 
+    @property
+    def inline(self) -> bool:
+        return bool(getattr(self.env, "inline_steps", False))
+
     async def reset(self) -> Observation:
         assert self.env is not None, "open the environment first"
+        if self.inline:
+            return self.env.reset()
         observation: Observation = await self._call("reset", self.env.reset)
         return observation
 
     async def step(self, action: str) -> Transition:
         env = self.env
         assert env is not None, "open the environment first"
+        if self.inline:
+            return env.step(action)
         transition: Transition = await self._call("step", lambda: env.step(action))
         return transition
 
@@ -206,6 +216,9 @@ class Stepper:
         and the episode does not wait for it."""
         try:
             if self.env is None:
+                return
+            if self.inline:
+                self.env.close()
                 return
             if not self._thread.idle:
                 self._thread.submit(self.env.close)

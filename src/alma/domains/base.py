@@ -10,7 +10,13 @@ from alma.types import Observation, Split, Task, Transition
 
 @runtime_checkable
 class TextEnv(Protocol):
-    """One game. ``reset`` must give the same observation every time for the same task."""
+    """One game. ``reset`` must give the same observation every time for the same task.
+
+    An environment may set ``inline_steps = True`` when its calls are in-memory code that returns
+    at once and cannot block (alma's own toy and BabaIsAI engines): the agent then calls them on
+    its event loop, without a thread hop or a time limit. Anything that waits on a program, a
+    file or a library it does not control must leave it unset.
+    """
 
     def reset(self) -> Observation: ...
 
@@ -49,6 +55,7 @@ class StepLimit:
         self.env = env
         self.limit = limit
         self.steps = 0
+        self.inline_steps = bool(getattr(env, "inline_steps", False))
 
     def reset(self) -> Observation:
         self.steps = 0

@@ -404,6 +404,8 @@ def parse_command(command: str) -> tuple[str, str] | None:
 class ToyEnv:
     """One toy game (implements :class:`alma.domains.base.TextEnv`)."""
 
+    inline_steps = True  # in-memory and instant: the agent steps it without a thread
+
     def __init__(self, layout: _Layout) -> None:
         self._layout = layout
         self._restart()

@@ -43,6 +43,8 @@ class BabaIsAIEnv:
     finished episode changes nothing. An unknown command passes a turn with a message.
     """
 
+    inline_steps = True  # in-memory and instant: the agent steps it without a thread
+
     def __init__(self, board: Board, start: State, info: dict[str, Any] | None = None) -> None:
         self.board = board
         self.start = start
