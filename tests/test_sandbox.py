@@ -377,3 +377,20 @@ def test_cgroups_of_killed_runs_are_swept(tmp_path: Path, monkeypatch: pytest.Mo
     assert isolation.sweep_cgroups.__wrapped__() == 1
     left = {p.name for p in root.iterdir()}
     assert left == {"alma-x", f"alma-{os.getpid()}-2", "other-3"}
+
+
+def test_check_names_the_line_where_a_design_crashed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The smoke run's report (also what the meta agent's repair step reads) points at the
+    failing line of the design and quotes it."""
+    from alma.cli import main
+
+    design = Path(__file__).parent / "designs" / "subscript_bug.py"
+    code = main(["check", str(design), "--json"])
+    smoke = json.loads(capsys.readouterr().out)["smoke"]
+    assert code == 1 and smoke["construct"] == "ok" and smoke["retrieve"] == "ok"
+    assert smoke["update 1"] == (
+        "crash: TypeError: 'Buggy' object is not subscriptable"
+        ' (line 18: self.seen.append(self["steps"]))'
+    )

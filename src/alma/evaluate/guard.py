@@ -10,19 +10,11 @@ The threshold: one call that times out, or ``max_consecutive`` (3) failed calls 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from alma.memory.runner import CallResult, DesignFailedError
 
 MAX_CONSECUTIVE_FAILURES = 3
-_DESIGN_FRAME = re.compile(r'File "<design [^"]*>", line (\d+)')
-
-
-def design_line(trace: str) -> int | None:
-    """The line of the design where a traceback ends (its innermost frame in the design)."""
-    lines = _DESIGN_FRAME.findall(trace)
-    return int(lines[-1]) if lines else None
 
 
 def is_timeout(error: str) -> bool:
@@ -53,7 +45,7 @@ class DesignGuard:
         self.consecutive += 1
         timed_out = is_timeout(result.error)
         if self.failure is None and (timed_out or self.consecutive >= self.max_consecutive):
-            self.line = line = design_line(result.trace)
+            self.line = line = result.line
             where = f" (line {line} of the design)" if line is not None else ""
             why = "timed out" if timed_out else f"failed {self.consecutive} times in a row"
             self.failure = DesignFailedError(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import pickle
+import re
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ from alma.memory.loading import DesignSource, load_class
 from alma.memory.toolkit import Services, Toolkit
 from alma.types import Episode, EpisodeStart
 
+_DESIGN_FRAME = re.compile(r'File "<design [^"]*>", line (\d+)')
+
 
 @dataclass(frozen=True)
 class CallResult:
@@ -35,6 +38,20 @@ class CallResult:
     error: str | None = None
     seconds: float = 0.0
     trace: str = ""  # the end of the design's traceback, when it crashed
+
+    @property
+    def line(self) -> int | None:
+        """The design's line where the call failed (its innermost frame in the design)."""
+        lines = _DESIGN_FRAME.findall(self.trace)
+        return int(lines[-1]) if lines else None
+
+    def where(self, source: str) -> str:
+        """`` (line N: <that line of the source>)``, or nothing when the line is unknown."""
+        number = self.line
+        lines = source.splitlines()
+        if number is None or not 0 < number <= len(lines):
+            return ""
+        return f" (line {number}: {lines[number - 1].strip()[:120]})"
 
 
 class DesignFailedError(AlmaError):

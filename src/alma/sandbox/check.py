@@ -17,9 +17,9 @@ from typing import Any, Literal
 
 from alma.llm.embeddings import HashEmbedder
 from alma.llm.scripted import ScriptedLLM
-from alma.memory.loading import DesignSource, is_design_class
+from alma.memory.loading import DesignSource, is_design_class, normalise_source
 from alma.memory.rendering import render_memory
-from alma.memory.runner import RunnerFactory
+from alma.memory.runner import CallResult, RunnerFactory
 from alma.memory.toolkit import ModelServices
 from alma.types import Episode, EpisodeStart, Outcome, Step
 
@@ -208,14 +208,19 @@ async def smoke_run(
     prewarm = getattr(factory, "prewarm", None)
     if prewarm is not None:  # the next check (or evaluation) finds a worker already up
         prewarm()
+    source = normalise_source(design.source)  # the text the worker runs: its line numbers
+
+    def failure(call: CallResult) -> str:  # where in the design, for whoever repairs it
+        return f"{call.error}{call.where(source)}"
+
     try:
         for index, episode in enumerate(synthetic_episodes(), 1):
             update = await runner.update(episode)
-            results[f"update {index}"] = update.error or "ok"
+            results[f"update {index}"] = "ok" if update.error is None else failure(update)
         probe = EpisodeStart("smoke", "Find the brass key and take it.", "You are in the hall.")
         retrieved = await runner.retrieve(probe)
         if retrieved.error is not None:
-            results["retrieve"] = retrieved.error
+            results["retrieve"] = failure(retrieved)
         else:
             size = len(json.dumps(retrieved.value))
             _, truncated = render_memory(retrieved.value, memory_chars)
@@ -227,7 +232,7 @@ async def smoke_run(
         try:
             await runner.reload()  # snapshot, load it back, and go on with the copy
             again = await runner.retrieve(probe)
-            results["copy"] = again.error or "ok"
+            results["copy"] = "ok" if again.error is None else failure(again)
         except Exception as error:
             results["copy"] = getattr(error, "message", str(error))
     finally:
