@@ -281,8 +281,8 @@ class Archive:
                     role,
                     result.key,
                     result.split,
-                    result.score if result.scored else None,
-                    result.stderr if result.scored else None,
+                    result.score,  # read as a score only when there is no error
+                    result.stderr,
                     result.cost_usd,
                     result.error,
                     time.time(),
