@@ -109,6 +109,11 @@ def is_design_class(node: ast.ClassDef) -> bool:
     return False
 
 
+def design_classes(tree: ast.Module) -> list[ast.ClassDef]:
+    """The module-level classes that subclass ``MemoryDesign``."""
+    return [n for n in tree.body if isinstance(n, ast.ClassDef) and is_design_class(n)]
+
+
 def parse_design(design: DesignSource) -> ast.Module:
     """The design's syntax tree, read without running it; a syntax error, or no class that
     subclasses ``MemoryDesign``, is a ``DesignLoadError`` naming the line."""
@@ -119,7 +124,7 @@ def parse_design(design: DesignSource) -> ast.Module:
             f"design {design.name!r} has a syntax error on line {error.lineno}: {error.msg}",
             hint="fix the code; `alma check FILE.py` reports every problem it finds",
         ) from None
-    if not any(isinstance(n, ast.ClassDef) and is_design_class(n) for n in tree.body):
+    if not design_classes(tree):
         raise DesignLoadError(
             f"design {design.name!r} defines no MemoryDesign subclass",
             hint="define one class that subclasses alma.memory.MemoryDesign",

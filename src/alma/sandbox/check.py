@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from alma.llm.embeddings import HashEmbedder
 from alma.llm.scripted import ScriptedLLM
-from alma.memory.loading import DesignSource, is_design_class, normalise_source
+from alma.memory.loading import DesignSource, design_classes, normalise_source
 from alma.memory.rendering import render_memory
 from alma.memory.runner import CallResult, RunnerFactory
 from alma.memory.toolkit import ModelServices
@@ -107,7 +107,7 @@ def static_check(source: str) -> list[Finding]:
     except SyntaxError as error:
         return [Finding("error", f"syntax error: {error.msg}", error.lineno)]
     findings: list[Finding] = []
-    classes = [n for n in tree.body if isinstance(n, ast.ClassDef) and is_design_class(n)]
+    classes = design_classes(tree)
     if len(classes) != 1:
         findings.append(
             Finding("error", f"{len(classes)} MemoryDesign subclasses found; exactly one needed")

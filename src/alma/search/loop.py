@@ -43,6 +43,8 @@ log = logging.getLogger("alma.search")
 REFERENCE = "no_memory"
 FALLBACK_REFERENCE = "trajectory_retrieval"  # held out against it when no baseline was seeded
 META_STAGES = ("analysis", "implementation", "from_scratch", "repair")
+# a design as verification left it: the last code, its report, and every attempt
+Verified = tuple[DesignSource, CheckReport, list[tuple[DesignSource, CheckReport]]]
 Stage = str  # analysing, implementing, verifying, repairing, evaluating, done, failed
 
 
@@ -312,23 +314,12 @@ class Learner:
                 record.design().source, analysis, description, parent_name=record.name
             )
         repairer = self._meta("repair", iteration, parent)
-        design, report, attempts = await self._verify(repairer, written, key)
-        idea = written.idea
-        status: DesignStatus = "verified" if report.passed else "failed_verification"
-        if turn is not None:  # children of one iteration are archived in the parents' order
-            await turn.wait()
-        added = self.archive.add_design(
-            design, parent=parent, iteration=iteration, idea=idea, status=status
-        )
-        if turn is not None:
-            turn.done()
-        if not added:  # the same code is archived already (and evaluated by its first writer)
+        verified = await self._verify(repairer, written, key)
+        design, report, attempts = verified
+        if not await self._archive(verified, written.idea, parent, iteration, turn):
+            # the same code is archived already (and evaluated by its first writer)
             self.progress.set(key, "duplicate of an archived design")
             return
-        for number, (attempt, attempt_report) in enumerate(attempts):
-            self.archive.add_verification(
-                design.id, number, attempt_report.passed, attempt_report.as_dict(), attempt.source
-            )
         if not report.passed:
             self.progress.set(key, "failed verification")
             return
@@ -355,18 +346,41 @@ class Learner:
         problem = f"the design failed during its evaluation: {result.error}"
         fixed = await meta.repair(design.source, problem, self.domain.description, name=design.name)
         retry = Implementation(name=fixed.name or design.name, idea=written.idea, code=fixed.code)
-        again, report, attempts = await self._verify(meta, retry, key, rounds=1)
-        status: DesignStatus = "verified" if report.passed else "failed_verification"
-        if not self.archive.add_design(
-            again, parent=parent, iteration=iteration, idea=written.idea, status=status
-        ):
-            return
-        for number, (attempt, attempt_report) in enumerate(attempts):
-            self.archive.add_verification(
-                again.id, number, attempt_report.passed, attempt_report.as_dict(), attempt.source
-            )
-        if report.passed:
+        verified = await self._verify(meta, retry, key, repairs=0)
+        again, report, _ = verified
+        if await self._archive(verified, written.idea, parent, iteration) and report.passed:
             await self._evaluate(again, key)
+
+    async def _archive(
+        self,
+        verified: Verified,
+        idea: str,
+        parent: str | None,
+        iteration: int,
+        turn: Turn | None = None,
+    ) -> bool:
+        """Archive a verified (or not) design with its verification attempts; False when the
+        same code is archived already. Children of one iteration wait for their ``turn``, so
+        they are archived in their parents' order."""
+        design, report, attempts = verified
+        status: DesignStatus = "verified" if report.passed else "failed_verification"
+        if turn is not None:
+            await turn.wait()
+        added = self.archive.add_design(
+            design, parent=parent, iteration=iteration, idea=idea, status=status
+        )
+        if turn is not None:
+            turn.done()
+        if added:
+            for number, (attempt, attempt_report) in enumerate(attempts):
+                self.archive.add_verification(
+                    design.id,
+                    number,
+                    attempt_report.passed,
+                    attempt_report.as_dict(),
+                    attempt.source,
+                )
+        return added
 
     async def _analysis(self, meta: MetaAgent, parent: str, iteration: int) -> Analysis:
         done = [a for a in self.archive.analyses(parent) if a.iteration == iteration]
@@ -406,11 +420,13 @@ class Learner:
         return sample
 
     async def _verify(
-        self, meta: MetaAgent, written: Implementation, key: str, *, rounds: int | None = None
-    ) -> tuple[DesignSource, CheckReport, list[tuple[DesignSource, CheckReport]]]:
+        self, meta: MetaAgent, written: Implementation, key: str, *, repairs: int | None = None
+    ) -> Verified:
+        """Check the design; repair and check again up to ``repairs`` times (default: the
+        run's max_repairs) while it fails."""
         attempts: list[tuple[DesignSource, CheckReport]] = []
         design = DesignSource(written.name, written.code, "generated")
-        repairs = self.settings.max_repairs if rounds is None else rounds - 1
+        repairs = self.settings.max_repairs if repairs is None else repairs
         for round_number in range(repairs + 1):
             self.progress.set(key, "verifying" if round_number == 0 else f"repair {round_number}")
             report = await check_design(
