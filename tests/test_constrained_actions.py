@@ -153,9 +153,10 @@ async def test_the_evaluation_key_includes_the_resolved_setting(tmp_path: Path) 
 
 
 async def test_native_json_schema_keeps_the_prompt_append_only() -> None:
-    """The enum travels in ``response_format``, never in the messages, so each request's
-    messages extend the previous one's and an endpoint's prompt cache stays warm; in
-    ``json_object`` mode the schema goes into the system message and changes with the actions."""
+    """The enum travels in ``response_format``, never in the messages, and the admissible
+    actions close only the newest turn: each request keeps the previous one's messages but its
+    last, so an endpoint's prompt cache stays warm; in ``json_object`` mode the schema goes into
+    the system message and changes with the actions."""
 
     def answer(body: dict[str, Any]) -> Answer:
         messages = [Message(m["role"], m["content"]) for m in body["messages"]]
@@ -169,7 +170,13 @@ async def test_native_json_schema_keeps_the_prompt_append_only() -> None:
         bodies = [request.body for request in fake.requests]
     assert episode.invalid_actions == 0 and len(bodies) == 4
     for before, after in pairwise(bodies):
-        assert after["messages"][: len(before["messages"])] == before["messages"]
+        kept = len(before["messages"]) - 1
+        assert after["messages"][:kept] == before["messages"][:kept]
+        last = before["messages"][-1]["content"]
+        assert after["messages"][kept]["content"] == last.split("\nAdmissible actions:")[0]
+    for body in bodies:  # the actions are listed once, in the newest turn
+        listed = [m["role"] for m in body["messages"] if "Admissible actions:" in m["content"]]
+        assert listed == ["user"] and "Admissible actions:" in body["messages"][-1]["content"]
     enums = [
         body["response_format"]["json_schema"]["schema"]["properties"]["action"]["enum"]
         for body in bodies

@@ -115,13 +115,17 @@ def system_prompt(instructions: str, memory_text: str) -> str:
 
 
 def turn_text(observation: Observation, step: int, limit: int) -> str:
-    actions = ""
-    if observation.actions is not None:
-        listed = "\n".join(f"- {action}" for action in observation.actions)
-        actions = f"\n{ACTIONS_HEADER}\n{listed}\n"
-    return template("turn").substitute(
-        step=step, limit=limit, observation=observation.text.strip(), actions=actions
-    )
+    """One turn as the conversation keeps it: the step and the observation, without the
+    admissible actions (:func:`actions_text` adds them to the newest turn only)."""
+    return template("turn").substitute(step=step, limit=limit, observation=observation.text.strip())
+
+
+def actions_text(observation: Observation) -> str:
+    """The admissible actions of ``observation``, as the newest turn lists them."""
+    if observation.actions is None:
+        return ""
+    listed = "\n".join(f"- {action}" for action in observation.actions)
+    return f"\n{ACTIONS_HEADER}\n{listed}\n"
 
 
 class History:
@@ -156,10 +160,15 @@ class History:
                 actions=listed if len(self.omitted) <= 30 else f"..., {listed}",
             )
 
-    def messages(self, system: str) -> list[Message]:
+    def messages(self, system: str, actions: str = "") -> list[Message]:
+        """The conversation, with ``actions`` (the admissible actions now) closing the newest
+        turn: the turns before it stay as they were sent, so the endpoint's prompt cache holds
+        all but the newest turn."""
         messages = [Message("system", system), Message("user", self.first + self.note)]
         for answer, _, observation in self.turns:
             messages += [Message("assistant", answer), Message("user", observation)]
+        last = messages[-1]
+        messages[-1] = Message("user", last.content + actions)
         return messages
 
 
@@ -330,11 +339,13 @@ class Actor:
             schema = self._schema(observation)
             try:
                 completion = await self.llm.complete(
-                    history.messages(system),
+                    history.messages(system, actions_text(observation)),
                     schema=schema,
                     max_tokens=self.max_tokens,
                     temperature=self.temperature,
-                    seed=seed,
+                    # a fresh draw each step: one seed for every step makes a sampling model
+                    # draw the same random stream at each turn and repeat itself
+                    seed=None if seed is None else seed + index,
                 )
             except BudgetExceededError as exc:
                 reason, error = "budget", exc.message
