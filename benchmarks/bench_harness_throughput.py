@@ -26,14 +26,26 @@ from pathlib import Path
 from alma.agent.actor import Actor
 from alma.config import load_config
 from alma.domains.toy import ToyDomain
-from alma.evaluate.executor import LocalExecutor
+from alma.evaluate.jobs import EpisodeJob, LocalExecutor
 from alma.evaluate.protocol import Evaluator
 from alma.llm.ledger import Ledger, Metered
 from alma.llm.scripted import ScriptedLLM, first_action_policy
 from alma.memory.loading import reference_design
+from alma.memory.runner import CallResult
 from alma.run import Run
+from alma.types import EpisodeStart
 
 TARGET = 0.9
+
+
+class _Lane:
+    """The acting agent, lent to the executor; these episodes have no memory."""
+
+    def __init__(self, actor: Actor) -> None:
+        self.actor = actor
+
+    async def retrieve(self, memory: str, start: EpisodeStart) -> CallResult:
+        raise AssertionError("no episode here reads a memory")
 
 
 async def rollouts(episodes: int, concurrency: int, latency: float) -> float:
@@ -43,10 +55,10 @@ async def rollouts(episodes: int, concurrency: int, latency: float) -> float:
         Metered(ScriptedLLM(first_action_policy, latency_s=latency), Ledger(), "agent"), domain
     )
     executor = LocalExecutor(concurrency)
+    executor.open("bench", _Lane(actor))
+    jobs = [EpisodeJob("bench", tasks[i % len(tasks)], "build", 0, i) for i in range(episodes)]
     started = time.perf_counter()
-    played = await asyncio.gather(
-        *(executor.run(actor, tasks[i % len(tasks)], recall=None, seed=i) for i in range(episodes))
-    )
+    played = [result.episode for result in await asyncio.gather(*map(executor.run, jobs))]
     elapsed = time.perf_counter() - started
     steps = sum(max(1, e.outcome.steps) for e in played) / len(played)
     ideal = concurrency / (steps * latency)
@@ -60,7 +72,11 @@ async def rollouts(episodes: int, concurrency: int, latency: float) -> float:
     return ratio
 
 
-async def protocol(tasks: int, concurrency: int, latency: float) -> float:
+async def protocol(
+    tasks: int, concurrency: int, latency: float, design: str, evaluations: int = 1
+) -> float:
+    """``evaluations`` evaluations of ``design`` at once (seeds 0, 1, ...) sharing one
+    executor's ``concurrency`` slots, as the search's children do."""
     with tempfile.TemporaryDirectory() as folder:
         config = load_config(
             overrides={
@@ -76,16 +92,25 @@ async def protocol(tasks: int, concurrency: int, latency: float) -> float:
         async with Run(config, Path(folder) / "run") as run:
             run.models.register("scripted", ScriptedLLM(first_action_policy, latency_s=latency))
             evaluator = Evaluator(run, ToyDomain())
+            splits = ["train", "eval_in_distribution", "eval_out_of_distribution"]
             started = time.perf_counter()
-            result = await evaluator.evaluate(reference_design("trajectory_retrieval"), "train")
+            results = await asyncio.gather(
+                *(
+                    evaluator.evaluate(reference_design(design), splits[i % len(splits)])
+                    for i in range(evaluations)
+                )
+            )
             elapsed = time.perf_counter() - started
-    calls = result.usage["agent"]["calls"]
-    steps = calls / result.n_episodes
+    episodes = sum(result.n_episodes for result in results)
+    calls = sum(result.usage["agent"]["calls"] for result in results)
+    steps = calls / episodes
     ideal = concurrency / (steps * latency)
-    measured = result.n_episodes / elapsed
+    measured = episodes / elapsed
+    memory_calls = sum(result.usage.get("memory", {}).get("calls", 0) for result in results)
     print(
-        f"protocol : {result.n_episodes} episodes ({tasks} tasks, build + deploy x3), "
-        f"{steps:.1f} steps each"
+        f"protocol : {design}, {evaluations} evaluation(s) at once, {episodes} episodes "
+        f"({tasks} tasks each, build + deploy x3), {steps:.1f} steps each, "
+        f"{memory_calls} memory model calls"
     )
     ratio = measured / ideal
     print(f"           measured {measured:.2f} episodes/s, ideal {ideal:.2f}, ratio {ratio:.3f}")
@@ -94,7 +119,12 @@ async def protocol(tasks: int, concurrency: int, latency: float) -> float:
 
 async def main(args: argparse.Namespace) -> int:
     ratio = await rollouts(args.episodes, args.concurrency, args.latency)
-    await protocol(args.tasks, args.concurrency, args.latency)
+    for design, evaluations in [
+        ("trajectory_retrieval", 1),
+        ("reasoning_bank", 1),  # its update calls the memory model
+        ("trajectory_retrieval", 3),
+    ]:
+        await protocol(args.tasks, args.concurrency, args.latency, design, evaluations)
     verdict = "PASS" if ratio >= TARGET else "FAIL"
     print(f"target: rollout ratio >= {TARGET}: {verdict} ({ratio:.3f})")
     return 0 if verdict == "PASS" else 1

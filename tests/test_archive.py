@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from alma.evaluate.protocol import EvalResult
+from alma.evaluate.results import EvalResult
 from alma.memory.loading import DesignSource
 from alma.search.archive import Archive, DesignRecord
 from alma.store import RunStore

@@ -2,6 +2,7 @@ import json
 import socket
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -181,3 +182,57 @@ def test_max_steps_caps_the_episode(capsys: pytest.CaptureFixture[str]) -> None:
     )
     result = json.loads(out)
     assert code == 0 and result["steps_used"] == 3 and result["reason"] == "step_limit"
+
+
+def test_check_names_the_file_and_line_of_a_finding(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    design = tmp_path / "leaky.py"
+    design.write_text(
+        "from alma.memory import MemoryDesign\n"
+        "import socket\n"
+        "\n"
+        "class Leaky(MemoryDesign):\n"
+        "    async def retrieve(self, start):\n"
+        "        return {}\n"
+        "\n"
+        "    async def update(self, episode):\n"
+        "        return None\n",
+        encoding="utf-8",
+    )
+    code, out, _ = run(capsys, "check", str(design))
+    assert code == 0 and out.splitlines()[0].startswith(f"{design}: passed")
+    assert f"warning {design}:2: imports socket" in out
+    design.write_text(design.read_text(encoding="utf-8") + "    oops(\n", encoding="utf-8")
+    code, _, err = run(capsys, "check", str(design))
+    assert code == 2 and "syntax error on line 10" in err, err
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"),
+    [("scriptd", "scripted"), ("local-smal", "local-small"), ("gpt-5-nano", "openai:gpt-5-nano")],
+)
+def test_a_mistyped_model_spec_gets_did_you_mean(
+    capsys: pytest.CaptureFixture[str], typed: str, meant: str
+) -> None:
+    code, _, err = run(capsys, "play", "--domain", "toy", "--agent-model", typed)
+    assert code == 2 and f"unknown model spec {typed!r} (did you mean {meant}?)" in err
+
+
+def test_every_command_takes_json() -> None:
+    import typer
+
+    from alma.cli.app import app
+
+    def commands(group: Any, prefix: str) -> list[tuple[str, Any]]:
+        found = []
+        for name, command in group.commands.items():
+            found.append((prefix + name, command))  # a group's own listing: alma domains
+            if hasattr(command, "commands"):
+                found += commands(command, f"{prefix}{name} ")
+        return found
+
+    listed = commands(typer.main.get_command(app), "")
+    missing = [name for name, c in listed if not any("--json" in p.opts for p in c.params)]
+    assert missing == ["config"], missing  # a group of commands, each with --json
+    assert len(listed) > 15

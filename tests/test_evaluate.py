@@ -1,5 +1,6 @@
 import json
 import os
+import pickle
 import signal
 import sqlite3
 import subprocess
@@ -9,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from alma import progress
-from alma.cli import main
+from alma.cli import main, views
 from alma.config import load_config
 from alma.domains.toy import ToyDomain
-from alma.evaluate.protocol import Evaluator, select_tasks
+from alma.evaluate.jobs import EpisodeJob, EpisodeResult, LocalExecutor
+from alma.evaluate.protocol import Evaluator
 from alma.evaluate.statistics import bootstrap_ci, mean_and_stderr, paired_bootstrap
+from alma.evaluate.tasks import select_tasks
 from alma.memory.loading import reference_design
 from alma.run import Run
 
@@ -325,15 +327,50 @@ def test_eval_logs_progress_lines_when_not_on_a_terminal(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """In a log file there is no bar: a line at each tenth of the episodes, at most one every
-    progress.LOG_EVERY_S seconds, so a quick evaluation prints none and a long one about ten."""
+    views.LOG_EVERY_S seconds, so a quick evaluation prints none and a long one about ten."""
     args = ["eval", "--domain", "toy", "--memory", "no_memory", "--agent-model", "scripted"]
     code, _, err = run_cli(capsys, *args, "--quick", "--run-dir", str(tmp_path / "a"))
     assert code == 0 and "episodes" not in err
     clock = iter(range(0, 10**6, 60))  # a minute passes between two readings of the clock
-    monkeypatch.setattr(progress, "clock", lambda: float(next(clock)))
+    monkeypatch.setattr(views, "clock", lambda: float(next(clock)))
     code, _, err = run_cli(capsys, *args, "--tasks", "20", "--run-dir", str(tmp_path / "b"))
     lines = [line for line in err.splitlines() if "episodes" in line]
     assert code == 0, err
     assert lines[0].startswith("toy/eval_in_distribution episodes 4/40 (0:0")
     assert lines[-1].startswith("toy/eval_in_distribution episodes 40/40 (")
     assert len(lines) == 10
+
+
+class PicklingExecutor(LocalExecutor):
+    """Sends every job and its result through pickle, as an executor on other machines must."""
+
+    def __init__(self) -> None:
+        super().__init__(4)
+        self.jobs: list[EpisodeJob] = []
+
+    async def run(self, job: EpisodeJob) -> EpisodeResult:
+        travelled = pickle.loads(pickle.dumps(job))
+        assert travelled == job
+        self.jobs.append(travelled)
+        return pickle.loads(pickle.dumps(await super().run(travelled)))
+
+
+@pytest.mark.parametrize("rollout", ["batched", "sequential"])
+async def test_every_job_pickles_and_gives_the_same_result(tmp_path: Path, rollout: str) -> None:
+    """A job is plain data (no lock, connection or closure): pickled on its way to the
+    executor and back, the evaluation is the same as with the local executor."""
+    config = load_config(overrides={"models": {"agent": "scripted"}, "eval": {"rollout": rollout}})
+    design = reference_design("trajectory_retrieval")
+    executor = PicklingExecutor()
+    async with Run(config, tmp_path / "pickled") as run:
+        pickled = await Evaluator(run, ToyDomain(), executor=executor).evaluate(
+            design, "train", quick=True
+        )
+    async with Run(config, tmp_path / "local") as run:
+        local = await Evaluator(run, ToyDomain()).evaluate(design, "train", quick=True)
+    assert len(executor.jobs) == pickled.n_episodes == 2 + 3 * 3
+    memories = {job.memory for job in executor.jobs if job.phase == "deploy"}
+    assert memories == ({"frozen"} if rollout == "batched" else {"copy-0", "copy-1", "copy-2"})
+    assert {job.memory for job in executor.jobs if job.phase == "build"} == {None}
+    assert pickled.per_task == local.per_task and pickled.score == local.score
+    assert pickled.memory.retrieve_calls == local.memory.retrieve_calls == 9

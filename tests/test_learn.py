@@ -191,4 +191,29 @@ def test_learn_logs_a_line_per_stage_when_not_on_a_terminal(
     assert any("reference" in line for line in lines), captured.err
     assert any(line.startswith("iteration 1/1 |") and "evaluating" in line for line in lines)
     assert len(lines) == len(set(lines))  # a line per change, not per model call
-    assert "best designs" in captured.out + captured.err
+    # the archive is shown once at the end, not also as the last iteration's table
+    assert "best designs" not in captured.out + captured.err
+    assert captured.out.count("designs (reference score") == 1
+
+
+def test_learn_starts_from_your_designs_and_compare_takes_archived_ids(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    mine = Path(__file__).parent.parent / "docs" / "examples" / "winning_routes.py"
+    run_dir = tmp_path / "run"
+    args = ["learn", "--domain", "toy", "--quick", "--iterations", "1"]
+    args += ["--parents-per-iteration", "2", "--seed-design", str(mine), "--json"]
+    code = main([*args, "--run-dir", str(run_dir)])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    seeded = [d for d in data["designs"] if d["name"] == "winning_routes"]
+    assert len(seeded) == 1 and seeded[0]["origin"] == "imported" and seeded[0]["iteration"] == 0
+    assert seeded[0]["score"] is not None  # evaluated before the search
+    with sqlite3.connect(run_dir / "alma.sqlite") as db:
+        chosen = [json.loads(r[0]) for r in db.execute("SELECT parents FROM selections")]
+    assert any(seeded[0]["id"] in parents for parents in chosen), chosen  # a parent like any
+    ids = f"no_memory,{seeded[0]['id'][:8]}"
+    code = main(["compare", "--domain", "toy", "--memories", ids, "--quick", "--json",
+                 "--run-dir", str(run_dir)])  # fmt: skip
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert code == 0 and [r["design"] for r in rows] == ["no_memory", "winning_routes"]

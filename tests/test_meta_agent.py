@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 import pickle
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,18 +17,27 @@ from alma.domains.toy import ToyDomain
 from alma.errors import MalformedOutputError
 from alma.llm.embeddings import HashEmbedder
 from alma.llm.scripted import POLICIES, ScriptedLLM, scripted_from_spec
+from alma.llm.scripted_designs import (
+    INVALID_DESIGNS,
+    UNFIXABLE,
+    VALID_DESIGNS,
+    VARIANTS,
+    choose_design,
+    design_source,
+)
+from alma.llm.scripted_meta import meta_policy, scripted_meta_llm
 from alma.llm.tokens import approx_message_tokens
 from alma.memory import MemoryDesign, Toolkit
 from alma.memory.base import MemoryDesign as BaseDesign
 from alma.memory.loading import DesignLoadError, DesignSource, load_class
 from alma.memory.stores import Hit, KVStore, VectorStore
 from alma.memory.toolkit import MemoryLLM, ModelServices
-from alma.search.meta_agent import (
+from alma.search.episode_sample import EpisodeView, as_view, sample_episodes
+from alma.search.meta_agent import MetaAgent
+from alma.search.proposal import (
     Analysis,
     Change,
-    EpisodeView,
     Implementation,
-    MetaAgent,
     RetrievedPart,
     parse_implementation,
     render_implementation,
@@ -41,19 +52,11 @@ from alma.search.reference import (
     memory_chars,
     public_methods,
     skeleton_design,
+    system_text,
     toolkit_attributes,
 )
-from alma.search.scripted_meta import (
-    INVALID_DESIGNS,
-    UNFIXABLE,
-    VALID_DESIGNS,
-    VARIANTS,
-    choose_design,
-    design_source,
-    meta_policy,
-    scripted_meta_llm,
-)
-from alma.types import Completion, Episode, EpisodeStart, Message, Outcome, Step, to_dict
+from alma.store import RunStore
+from alma.types import Completion, Episode, EpisodeStart, Message, Outcome, Step, Task, to_dict
 
 DOMAIN = ToyDomain.description
 PARENT = design_source("keyword_episodes", 2)
@@ -372,6 +375,79 @@ def test_a_long_error_report_is_cut_to_the_budget() -> None:
     assert PARENT.strip() in messages[1].content
 
 
+# --------------------------------------------------------------------------- a run's sample
+
+
+def test_a_recorded_episode_reads_as_its_json_form_does() -> None:
+    cut_short = Episode(
+        EpisodeStart("toy", "open the box", "a box"), (), Outcome(False, 0.0, 0, "error", "boom")
+    )
+    for episode in (toy_episode(3, success=False, steps=6), cut_short):
+        typed = EpisodeView.from_episode(episode, phase="deploy")
+        assert typed == EpisodeView.from_dict({**to_dict(episode), "phase": "deploy"})
+        assert as_view(episode) == EpisodeView.from_dict(to_dict(episode))
+        assert as_view(typed) is typed
+    assert EpisodeView.from_episode(cut_short).error == "boom"
+
+
+def test_the_sample_alternates_deploy_failures_and_successes(tmp_path: Path) -> None:
+    store = RunStore(tmp_path)
+    task = Task("toy-1", "train", "find the coin")
+    played = [
+        ("build", True), ("deploy", True), ("deploy", True), ("deploy", False),
+        ("build", False), ("deploy", True), ("deploy", False),
+    ]  # fmt: skip
+    for number, (phase, success) in enumerate(played):
+        episode = toy_episode(number, success=success)
+        data = {"phase": phase, "repeat": number % 2, "episode": to_dict(episode)}
+        store.add_episode("toy", task, episode, label="eval-1", data=data)
+    alone = toy_episode(99, success=False)
+    store.add_episode("toy", task, alone, label="play")  # an episode outside an evaluation
+
+    sample = sample_episodes(store, "eval-1", limit=4)
+    numbers = [int(view.task.split("number ")[1].split()[0]) for view in sample]
+    assert numbers == [3, 1, 6, 2]  # failures first, each kind in the order played
+    assert all(("phase", "deploy") in view.extras for view in sample)
+    assert len(sample_episodes(store, "eval-1", limit=50)) == 5  # build episodes left out
+    assert sample_episodes(store, None, limit=4) == []
+
+    recorded = store.episodes("eval-1")
+    assert [(r.phase, r.repeat) for r in recorded][:3] == [
+        ("build", 0),
+        ("deploy", 1),
+        ("deploy", 0),
+    ]
+    assert recorded[3].episode == toy_episode(3, success=False)  # typed, as it was played
+    (single,) = store.episodes("play")
+    assert (single.phase, single.repeat, single.task_id, single.episode) == ("", 0, "toy-1", alone)
+    store.close()
+
+
+def test_the_system_text_is_built_once_and_shared_by_every_step() -> None:
+    first = MetaAgent(scripted_meta_llm()).system_message(DOMAIN).content
+    again = MetaAgent(scripted_meta_llm(), token_budget=9_000).system_message(DOMAIN).content
+    assert first is again  # one text per domain, not rendered again per design
+    assert first == system_text(DOMAIN)
+    assert contract_reference().strip() in first and DOMAIN.strip() in first
+
+
+def test_the_real_agents_import_nothing_from_the_scripted_doubles() -> None:
+    import alma
+    from alma.agent import actor
+    from alma.llm import scripted
+
+    source = Path(alma.__file__).parent
+    for path in sorted(
+        [*source.joinpath("search").glob("*.py"), *source.joinpath("agent").glob("*.py")]
+    ):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+        imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        assert not [name for name in imported if name.startswith("alma.llm.scripted")], path
+    # the double reads the header the agent writes
+    assert scripted.ACTIONS_HEADER == actor.ACTIONS_HEADER
+
+
 # --------------------------------------------------------------------------- cleaning
 
 
@@ -491,7 +567,7 @@ def test_other_requests_get_the_default_policy() -> None:
 
 
 async def test_the_meta_spec_selects_the_policy() -> None:
-    assert "meta" in POLICIES  # registered when alma.search.scripted_meta is imported
+    assert "meta" in POLICIES  # registered by name, with the other scripted policies
     llm = scripted_from_spec("meta")
     meta = MetaAgent(llm)
     first = await meta.from_scratch(DOMAIN)

@@ -25,8 +25,14 @@ from alma.errors import (
     UsageError,
 )
 from alma.llm.base import LLM
+from alma.llm.chat_body import request_body
 from alma.llm.embeddings import OpenAIEmbedder
-from alma.llm.openai_provider import OpenAIProvider, estimate_usage, extract_json
+from alma.llm.openai_provider import (
+    OpenAIProvider,
+    estimate_usage,
+    extract_json,
+    json_schema_format,
+)
 from alma.llm.retry import (
     BackoffPolicy,
     CallHooks,
@@ -179,6 +185,100 @@ async def test_extra_body_is_merged_into_the_request(fake: FakeOpenAI, make: Mak
     body = fake.chat_requests[0].body
     assert body["top_k"] == 20
     assert body["chat_template_kwargs"] == {"thinking": False}
+
+
+async def test_extra_body_wins_over_the_providers_own_fields(
+    fake: FakeOpenAI, make: MakeProvider
+) -> None:
+    await make(extra_body={"temperature": 0.1}).complete(MESSAGES, temperature=0.5)
+    assert fake.chat_requests[0].body["temperature"] == 0.1  # as the SDK's extra_body does
+
+
+# --------------------------------------------------------------------------- the request sent
+
+SENT_HEADERS = ("authorization", "content-type", "accept", "user-agent", "x-stainless-lang")
+
+
+async def test_the_request_is_the_one_the_sdks_create_would_send(
+    fake: FakeOpenAI, make: MakeProvider
+) -> None:
+    messages = [
+        Message("system", "Tu joues à un jeu. 日本語も。"),
+        Message("user", 'A "quoted" line\nand a tab\tand \\ a backslash.'),
+        Message("assistant", '{"action": "go north", "confidence": 0.9}'),
+        Message("user", "Now?"),
+    ]
+    extra = {"top_k": 20, "chat_template_kwargs": {"thinking": False}}
+    fake.script(answer(VALID_MOVE))
+    await make(extra_body=extra).complete(
+        messages, schema=Move, temperature=0.3, max_tokens=64, seed=5
+    )
+    client = openai.AsyncOpenAI(api_key="sk-test", base_url=fake.base_url, max_retries=0)
+    try:
+        await client.chat.completions.create(
+            model="test-model",
+            messages=[m.as_openai() for m in messages],  # type: ignore[misc]
+            response_format=json_schema_format(Move),  # type: ignore[arg-type]
+            temperature=0.3,
+            max_tokens=64,
+            seed=5,
+            extra_body=extra,
+        )
+    finally:
+        await client.close()
+    ours, sdks = fake.chat_requests
+    assert ours.path == sdks.path == "/v1/chat/completions"
+    assert ours.body == sdks.body
+    assert ours.body["messages"][0]["content"] == "Tu joues à un jeu. 日本語も。"
+    our_headers, sdk_headers = (
+        {name.lower(): value for name, value in request.headers.items()} for request in (ours, sdks)
+    )
+    for name in SENT_HEADERS:
+        assert our_headers.get(name) == sdk_headers.get(name), name
+    assert our_headers["authorization"] == "Bearer sk-test"
+
+
+async def test_requests_do_not_go_through_the_sdks_create(
+    fake: FakeOpenAI, make: MakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openai.resources.chat.completions import AsyncCompletions
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("create() transforms the whole conversation on every call")
+
+    monkeypatch.setattr(AsyncCompletions, "create", refuse)
+    fake.script(answer(VALID_MOVE))
+    completion = await make().complete(MESSAGES, schema=Move)
+    assert completion.parsed == Move(action="go north", confidence=0.9)
+
+
+async def test_a_retried_request_sends_the_same_body(fake: FakeOpenAI, make: MakeProvider) -> None:
+    fake.script(server_error(), rate_limited(), answer("third time"))
+    completion = await make().complete(MESSAGES, temperature=0.2, seed=3)
+    assert completion.text == "third time"
+    first, *others = (request.body for request in fake.chat_requests)
+    assert len(others) == 2 and all(body == first for body in others)
+
+
+def test_request_body_is_compact_utf8_json_with_extra_body_last() -> None:
+    conversation = [{"role": "user", "content": "café"}]
+    raw = request_body("m", conversation, {"temperature": 0.5}, {"temperature": 0.0, "top_k": 3})
+    assert (
+        raw
+        == (
+            '{"model":"m","messages":[{"role":"user","content":"café"}],'
+            '"temperature":0.0,"top_k":3}'
+        ).encode()
+    )
+
+
+async def test_a_value_json_cannot_carry_is_one_alma_error(
+    fake: FakeOpenAI, make: MakeProvider
+) -> None:
+    with pytest.raises(LLMError) as error:
+        await make().complete(MESSAGES, temperature=float("nan"))
+    assert "ValueError" in error.value.message and error.value.hint
+    assert fake.chat_requests == []
 
 
 async def test_sdk_retries_are_off(fake: FakeOpenAI, make: MakeProvider) -> None:

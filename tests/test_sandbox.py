@@ -13,23 +13,26 @@ import pytest
 
 from alma.config import load_config
 from alma.domains.toy import ToyDomain
+from alma.errors import BudgetExceededError
 from alma.evaluate.protocol import Evaluator
 from alma.llm.embeddings import HashEmbedder
+from alma.llm.ledger import Budget, Ledger, Metered, MeteredEmbedder
 from alma.llm.scripted import ScriptedLLM
+from alma.memory.check import check_design, static_check, synthetic_episodes
 from alma.memory.loading import DesignSource, reference_design
-from alma.memory.runner import InProcessFactory
+from alma.memory.runner import InProcessFactory, RunnerFactory
 from alma.memory.toolkit import ModelServices
 from alma.run import Run
 from alma.sandbox import isolation, launch
-from alma.sandbox.check import check_design, static_check, synthetic_episodes
 from alma.sandbox.isolation import Limits, PidsCgroup, available, limiter
+from alma.sandbox.proxy import CallProxy, budget_stop
 from alma.sandbox.runner import (
     SandboxFactory,
     SandboxSettings,
     UnsafeDesignError,
     factory_from_config,
 )
-from alma.types import EpisodeStart
+from alma.types import Completion, EpisodeStart
 
 HOSTILE = Path(__file__).parent / "designs" / "hostile"
 MECHANISM = available()[0]
@@ -128,7 +131,7 @@ async def test_processes_shell_ctypes_and_kill(tmp_path: Path) -> None:
         hostile("processes", **{"PARENT_PID = 0": f"PARENT_PID = {os.getpid()}"}), tmp_path
     )
     result = await runner.retrieve(START)
-    scratch = runner.worker.spawned.scratch
+    scratch = runner.client.spawned.scratch
     await runner.close()
     assert result.error is not None and result.error.startswith("forbidden")
     assert not (scratch / "pwned.txt").exists()
@@ -244,6 +247,105 @@ async def test_refuses_generated_code_without_isolation(tmp_path: Path) -> None:
         hostile("patcher"), services(), seed=0
     )
     await unsafe.close()
+
+
+# --------------------------------------------------------------------------- the end of the budget
+
+LETS_IT_THROUGH = """
+from alma.memory import MemoryDesign
+
+
+class Spender(MemoryDesign):
+    async def retrieve(self, start):
+        return {"text": await self.toolkit.llm("what do I know?")}
+
+    async def update(self, episode):
+        await self.toolkit.llm("remember this")
+"""
+
+
+def spent_services() -> ModelServices:
+    ledger = Ledger(budget=Budget(tokens=0))  # already spent
+    return ModelServices(
+        Metered(ScriptedLLM(), ledger, "memory"), MeteredEmbedder(HashEmbedder(), ledger, "memory")
+    )
+
+
+@pytest.mark.parametrize(
+    "design",
+    [
+        reference_design("reasoning_bank"),  # catches every error of its model calls
+        DesignSource("spender", LETS_IT_THROUGH, "imported"),  # lets it through
+    ],
+    ids=["swallowed", "let-through"],
+)
+@pytest.mark.parametrize("where", ["sandbox", "in-process"])
+async def test_the_end_of_the_budget_stops_the_runner_as_one_error(
+    tmp_path: Path, design: DesignSource, where: str
+) -> None:
+    """Whether the design swallows it or not, and on either side of the pipe, the runner raises
+    the ledger's own BudgetExceededError (its message and hint, not a wrapped copy)."""
+    factory = (
+        SandboxFactory(settings(tmp_path), allow_unsafe=True)
+        if where == "sandbox"
+        else InProcessFactory()
+    )
+    runner = await factory.start(design, spent_services(), seed=0)
+    try:
+        episode = synthetic_episodes()[0]
+        with pytest.raises(BudgetExceededError) as raised:
+            await runner.update(episode)
+    finally:
+        await runner.close()
+    assert raised.value.message.startswith("token budget reached")
+    assert raised.value.hint is not None and "--budget" in raised.value.hint
+
+
+async def test_the_proxy_carries_the_end_of_the_budget_both_ways() -> None:
+    class Spent:
+        async def complete(self, *args: object, **kwargs: object) -> Completion:
+            raise BudgetExceededError("dollar budget reached")
+
+        async def embed(self, texts: object) -> object:
+            raise RuntimeError("no embedder")
+
+    proxy = CallProxy(Spent())  # type: ignore[arg-type]
+    call = {"call": 7, "op": "llm", "messages": [["user", "hi"]]}
+    reply = await proxy.serve(call)
+    assert reply == {
+        "call": 7,
+        "ok": False,
+        "error": {"kind": "budget", "message": "dollar budget reached"},
+    }
+    stop = budget_stop({"id": 1, "ok": False, "error": reply["error"]})
+    assert isinstance(stop, BudgetExceededError) and stop.message == "dollar budget reached"
+    assert budget_stop({"id": 1, "ok": False, "error": {"kind": "crash"}}) is None
+    assert budget_stop({"id": 1, "ok": True, "value": None}) is None
+    embedded = await proxy.serve({"call": 8, "op": "embed", "texts": ["a"]})
+    assert embedded["error"] == {"kind": "model", "message": "RuntimeError: no embedder"}
+    unknown = await proxy.serve({"call": 9, "op": "shell"})
+    assert unknown["error"]["message"] == "ProtocolError: unknown call 'shell'"
+
+
+async def test_both_factories_have_the_shape_the_harness_uses(tmp_path: Path) -> None:
+    """prewarm, close and description on the in-process factory and the sandbox alike."""
+    factories: list[RunnerFactory] = [InProcessFactory(), SandboxFactory(settings(tmp_path))]
+    assert factories[0].description == isolation.describe("in_process")
+    assert factories[1].description == isolation.describe(MECHANISM)
+    for factory in factories:
+        factory.prewarm()
+        runner = await factory.start(reference_design("no_memory"), services(), seed=0)
+        assert (await runner.retrieve(START)).error is None
+        await runner.close()
+        await factory.close()
+    sandbox = factories[1]
+    assert isinstance(sandbox, SandboxFactory)
+    if MECHANISM != "in_process":
+        sandbox.prewarm()
+        spare = sandbox._spare
+        assert spare is not None  # a worker booting for the next design
+        await sandbox.close()
+        assert sandbox._spare is None and spare.done()
 
 
 def test_static_check() -> None:

@@ -1,14 +1,17 @@
 import json
 import math
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from alma.errors import UsageError
+from alma.config import load_config
+from alma.errors import ConfigError, UsageError
+from alma.search import selection
 from alma.search.archive import DesignRecord
 from alma.search.selection import (
-    SELECTORS,
     AlmaSelector,
     GreedySelector,
     NoveltySelector,
@@ -16,7 +19,10 @@ from alma.search.selection import (
     UniformSelector,
     code_distance,
     make_selector,
+    selector_names,
 )
+
+BUILT_IN = ["alma", "greedy", "novelty", "uniform"]
 
 
 def record(
@@ -206,12 +212,57 @@ def test_novelty_favours_code_unlike_the_rest() -> None:
 
 
 def test_make_selector_names_and_bad_input() -> None:
-    assert [make_selector(name, 0, 0.5).name for name in SELECTORS] == list(SELECTORS)
+    assert selector_names() == BUILT_IN  # alma's own entries in the alma.selectors group
+    assert [make_selector(name, 0, 0.5).name for name in BUILT_IN] == BUILT_IN
     assert isinstance(make_selector(), AlmaSelector)
     assert make_selector("Greedy", 0, 0.5).name == "greedy"
     with pytest.raises(UsageError) as error:
         make_selector("bandit", 0, 0.5)
     assert error.value.hint is not None
-    assert all(name in error.value.hint for name in SELECTORS)
+    assert all(name in error.value.hint for name in BUILT_IN)
     with pytest.raises(UsageError, match="temperature"):
         make_selector("alma", 0, 0.0)
+
+
+PLUGIN = """\
+from alma.search.selection import GreedySelector, Selection
+
+
+class FirstSelector(GreedySelector):
+    name = "first"
+
+    def select(self, candidates, k, reference_score):
+        return Selection(tuple(c.id for c in candidates[:k]), {})
+"""
+
+
+@pytest.fixture
+def plugin_selector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An installed package that registers a ``first`` selector in ``alma.selectors``."""
+    (tmp_path / "first_selector.py").write_text(PLUGIN)
+    info = tmp_path / "first_selector-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: first-selector\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        "[alma.selectors]\nfirst = first_selector:FirstSelector\nbroken = first_selector:Gone\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    selection._registered.cache_clear()
+    yield
+    selection._registered.cache_clear()  # forget the package once it is gone
+
+
+@pytest.mark.usefixtures("plugin_selector")
+def test_a_selector_registered_by_another_package_is_found_by_name() -> None:
+    assert {"first", *BUILT_IN} <= set(selector_names())
+    picked = make_selector("first", 0, 0.5).select([record("b", 0.1), record("a", 0.9)], 1, 0.0)
+    assert picked.chosen == ("b",)
+    assert load_config(overrides={"learn": {"selector": "first"}}).learn.selector == "first"
+    with pytest.raises(UsageError, match=r"'broken' .* cannot be loaded"):
+        make_selector("broken", 0, 0.5)
+
+
+def test_the_config_accepts_only_registered_selectors() -> None:
+    assert load_config(overrides={"learn": {"selector": " Novelty"}}).learn.selector == "novelty"
+    with pytest.raises(ConfigError, match=r"learn\.selector.*alma, greedy, novelty, uniform"):
+        load_config(overrides={"learn": {"selector": "bandit"}})

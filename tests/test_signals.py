@@ -153,3 +153,28 @@ def test_signal_inside_asyncio_run_cancels_the_main_task() -> None:
         restore_handlers(previous)
     assert cleaned == ["cancelled"] and received == [signal.SIGHUP]
     assert time.monotonic() - started < 2
+
+
+def test_an_interrupted_search_says_how_to_resume(tmp_path: Path) -> None:
+    run = tmp_path / "search"
+    args = ["learn", "--domain", "toy", "--agent-model", "scripted@0.05", "--tasks", "10"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "alma", *args, "--run-dir", str(run)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+    )
+    try:
+        wait_for_episodes(run / "alma.sqlite", process, at_least=2)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    lines = err.decode().splitlines()
+    assert process.returncode == 130, err.decode()
+    assert lines[-2:] == [
+        "interrupted: what was finished is saved in the run directory",
+        f"hint: go on with: alma learn --resume {run}",
+    ]

@@ -22,7 +22,8 @@ import pytest
 from alma.cli import main, storage_fault_behind
 from alma.errors import StorageError
 from alma.llm.cache import default_cache_path
-from alma.store import RunStore, is_storage_fault, storage_fault
+from alma.storage_faults import is_storage_fault, storage_fault
+from alma.store import RunStore
 from fake_openai import FakeOpenAI
 
 EVAL = ["eval", "--domain", "toy", "--memory", "no_memory", "--quick"]

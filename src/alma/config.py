@@ -8,10 +8,12 @@ types are errors that name the key.
 from __future__ import annotations
 
 import tomllib
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from alma.errors import ConfigError
 
@@ -113,10 +115,14 @@ class EvalConfig(_Section):
 class LearnConfig(_Section):
     iterations: int = Field(3, ge=0, description="iterations of the search")
     parents_per_iteration: int = Field(5, ge=1, description="designs improved per iteration")
-    selector: Literal["alma", "greedy", "uniform", "novelty"] = "alma"
+    selector: str = Field("alma", description="parent selection rule, by its registered name")
     temperature: float = Field(0.5, gt=0, description="softness of parent selection")
     seed_designs: Literal["none", "baselines"] = Field(
         "none", description="also evaluate the reference designs before the search"
+    )
+    seed_files: list[str] = Field(
+        default_factory=list,
+        description="your own design files, evaluated before the search and improved like any",
     )
     max_repairs: int = Field(3, ge=0, description="repair rounds for a design that fails checks")
     meta_token_budget: int = Field(32_000, ge=2000, description="prompt budget of a meta step")
@@ -129,6 +135,20 @@ class LearnConfig(_Section):
         description="at the end, compare the best design with no_memory and the best reference "
         "design on this split's tasks (none: skip)",
     )
+
+    @field_validator("selector")
+    @classmethod
+    def _registered_selector(cls, name: str) -> str:
+        """One of the selectors in the ``alma.selectors`` entry-point group."""
+        names = sorted({entry.name for entry in entry_points(group="alma.selectors")})
+        key = name.strip().lower()
+        if names and key not in names:
+            raise PydanticCustomError(
+                "unknown_selector",
+                "Input should be a registered parent selector: {names}",
+                {"names": ", ".join(names)},
+            )
+        return key
 
 
 class SandboxConfig(_Section):

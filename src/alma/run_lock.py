@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TextIO
 
 from alma.errors import RunInUseError
-from alma.store import storage_fault
+from alma.storage_faults import storage_fault
 
 LOCK_FILE = "alma.lock"
 

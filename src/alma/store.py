@@ -20,12 +20,22 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import tomli_w
 
 from alma.errors import StorageError, UsageError
+from alma.storage_faults import (
+    OS_FAULTS,
+    READ_ONLY_HINT,
+    SQLITE_CANTOPEN,
+    SQLITE_FAULTS,
+    is_storage_fault,
+    primary_code,
+    storage_fault,
+)
 from alma.types import Episode, Task, to_dict
 
 DATABASE = "alma.sqlite"
@@ -99,7 +109,7 @@ class RunStore:
             db.execute("PRAGMA schema_version")  # SQLite opens the file at the first statement
         except sqlite3.OperationalError as error:
             db.close()
-            if _primary(error) != _SQLITE_CANTOPEN:
+            if primary_code(error) != SQLITE_CANTOPEN:
                 raise
             # a WAL database needs its -shm file; in a folder where it cannot be made, read the
             # database as it is on disk (nothing can be writing to it there)
@@ -117,17 +127,17 @@ class RunStore:
         except sqlite3.Error as error:
             if not is_storage_fault(error):
                 raise  # a bug of alma's, not the disk's
-            if _primary(error) == _SQLITE_CANTOPEN:  # SQLite's words hide the cause
+            if primary_code(error) == SQLITE_CANTOPEN:  # SQLite's words hide the cause
                 raise self._cannot_open() from error
             raise storage_fault(error, self.database) from error
 
     def _cannot_open(self) -> StorageError:
         if self.database.exists() and not os.access(self.database, os.R_OK):
-            reason, hint = _OS_FAULTS[errno.EACCES]
+            reason, hint = OS_FAULTS[errno.EACCES]
         elif self.path.is_dir() and not os.access(self.path, os.W_OK):
-            reason, hint = "the run folder is read-only", _READ_ONLY_HINT  # no room for WAL files
+            reason, hint = "the run folder is read-only", READ_ONLY_HINT  # no room for WAL files
         else:
-            reason, hint = _SQLITE_FAULTS[_SQLITE_CANTOPEN]
+            reason, hint = SQLITE_FAULTS[SQLITE_CANTOPEN]
         return StorageError(f"cannot use {self.database}: {reason}", hint=hint)
 
     def ensure_schema(self, ddl: str) -> None:
@@ -240,6 +250,98 @@ class RunStore:
             ),
         )
 
+    def episodes(self, label: str, *, phase: str | None = None) -> list[StoredEpisode]:
+        """The episodes recorded under ``label`` (an evaluation's key), in the order they were
+        recorded; with ``phase``, only those of that phase of the evaluation (``deploy``...)."""
+        sql = "SELECT task_id, split, data FROM episodes WHERE label=?"
+        params: tuple[str, ...] = (label,)
+        if phase is not None:
+            sql, params = sql + " AND json_extract(data, '$.phase')=?", (label, phase)
+        found: list[StoredEpisode] = []
+        for row in self.query(sql + " ORDER BY id", params):
+            data = json.loads(row["data"])
+            nested = isinstance(data.get("episode"), dict)  # an evaluation's record
+            found.append(
+                StoredEpisode(
+                    task_id=row["task_id"],
+                    split=row["split"],
+                    phase=str(data.get("phase", "")) if nested else "",
+                    repeat=int(data.get("repeat", 0)) if nested else 0,
+                    episode=Episode.from_dict(data["episode"] if nested else data),
+                )
+            )
+        return found
+
+    # ------------------------------------------------------------------ reading whole tables
+    def table_names(self) -> set[str]:
+        """The tables of the run database (and any read-only stand-ins for missing ones)."""
+        rows = self.query(
+            "SELECT name FROM sqlite_master WHERE type='table'"
+            " UNION SELECT name FROM sqlite_temp_master WHERE type='table'"
+        )
+        return {row["name"] for row in rows}
+
+    def table_rows(self, table: str) -> list[dict[str, Any]]:
+        """Every row of ``table`` in the order written, as plain dicts; none when the run never
+        made that table (a layer that never wrote to it)."""
+        if table not in self.table_names():  # also keeps the name out of reach of injection
+            return []
+        return [dict(row) for row in self.query(f'SELECT * FROM "{table}" ORDER BY rowid')]
+
+    def episode_rows(
+        self,
+        data_fields: dict[str, str] | None = None,
+        data_lengths: dict[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Every episode in the order recorded, without its ``data`` document (the trajectory,
+        often kilobytes); ``data_fields`` adds values read out of that document by JSON path
+        (column name -> path, e.g. ``{"phase": "$.phase"}``), ``data_lengths`` the length in
+        characters of the JSON text at a path (``NULL`` where the path is absent)."""
+        columns = "id, ts, label, domain, task_id, split, success, score, steps, reason"
+        params: list[str] = []
+        for name, path in (data_fields or {}).items():
+            columns += f", json_extract(data, ?) AS {_column_name(name)}"
+            params.append(path)
+        for name, path in (data_lengths or {}).items():
+            columns += f", length(json_extract(data, ?)) AS {_column_name(name)}"
+            params.append(path)
+        rows = self.query(f"SELECT {columns} FROM episodes ORDER BY id", params)
+        return [dict(row) for row in rows]
+
+    def llm_call_totals(self) -> list[dict[str, Any]]:
+        """Model calls summed per purpose and kind (``chat``, ``embed``, ``retry``...): rows,
+        tokens, dollars, latency, rows served from the cache, with an error, or estimated."""
+        return [
+            dict(row)
+            for row in self.query(
+                "SELECT purpose, kind, COUNT(*) AS rows, SUM(prompt_tokens) AS prompt_tokens,"
+                " SUM(completion_tokens) AS completion_tokens,"
+                " SUM(cached_tokens) AS cached_tokens, SUM(cost_usd) AS cost_usd,"
+                " SUM(latency_s) AS latency_s, SUM(from_cache) AS from_cache,"
+                " SUM(error IS NOT NULL) AS errors, SUM(estimated) AS estimated,"
+                " MIN(ts) AS first_ts, MAX(ts) AS last_ts"
+                " FROM llm_calls GROUP BY purpose, kind ORDER BY purpose, kind"
+            )
+        ]
+
+
+def _column_name(name: str) -> str:
+    if not name.isidentifier():
+        raise ValueError(f"not a column name: {name!r}")
+    return name
+
+
+@dataclass(frozen=True)
+class StoredEpisode:
+    """A recorded episode and where it was played: the phase (``build``, ``deploy``) and the
+    repeat of an evaluation, or ``""`` and 0 for an episode played on its own."""
+
+    task_id: str
+    split: str
+    phase: str
+    repeat: int
+    episode: Episode
+
 
 def new_run_dir(root: Path, prefix: str) -> Path:
     """A fresh ``root/<prefix>-YYYYmmdd-HHMMSS`` directory (suffixed ``-2``, ``-3``... if taken),
@@ -267,7 +369,7 @@ def make_run_dir(path: Path) -> None:
 
 
 def _run_dir_error(path: Path, error: OSError) -> UsageError | StorageError:
-    if error.errno in _OS_FAULTS:
+    if error.errno in OS_FAULTS:
         return storage_fault(error, path, doing="create")
     return UsageError(  # a file in the way, a name too long: the path asked for is wrong
         f"cannot create run directory {path}: {error.strerror}", hint="choose another --run-dir"
@@ -289,77 +391,3 @@ def _statements(script: str) -> Iterator[str]:
             if buffer.strip(" \n;"):
                 yield buffer.strip()
             buffer = ""
-
-
-# ---------------------------------------------------------------------------- storage faults
-
-_FULL_HINT = (
-    "free some space (what was finished is saved) and run the same command again, "
-    "or use a --run-dir on another disk"
-)
-_READ_ONLY_HINT = "make the run folder writable, or use a writable copy of it (--run-dir)"
-_PERMISSION_HINT = "give yourself read and write permission on it, or use another --run-dir"
-_DAMAGED_HINT = (
-    "restore the run folder from a copy, or start afresh with another --run-dir "
-    "(`sqlite3 FILE .recover` may save what is left)"
-)
-_IO_HINT = "check the disk (its health, free space, mount); what was finished is saved"
-_PATH_HINT = "check the path, its permissions and the disk it is on"
-
-_SQLITE_CANTOPEN = 14
-# SQLite's primary result codes that blame the file or the disk, not the program
-_SQLITE_FAULTS: dict[int, tuple[str, str]] = {
-    3: ("no permission", _PERMISSION_HINT),  # SQLITE_PERM
-    5: ("it is locked by another process", "wait for that process to finish"),  # SQLITE_BUSY
-    6: ("it is locked by another process", "wait for that process to finish"),  # SQLITE_LOCKED
-    8: ("it is read-only", _READ_ONLY_HINT),  # SQLITE_READONLY
-    10: ("disk I/O error", _IO_HINT),  # SQLITE_IOERR
-    11: ("the database is damaged", _DAMAGED_HINT),  # SQLITE_CORRUPT
-    13: ("the disk is full", _FULL_HINT),  # SQLITE_FULL
-    _SQLITE_CANTOPEN: (
-        "it cannot be opened",
-        "check that its folder exists and that you may read and write it",
-    ),
-    26: ("the database is damaged", _DAMAGED_HINT),  # SQLITE_NOTADB
-}
-_OS_FAULTS: dict[int, tuple[str, str]] = {
-    errno.ENOSPC: ("the disk is full", _FULL_HINT),
-    errno.EDQUOT: ("the disk quota is used up", _FULL_HINT),
-    errno.EROFS: ("the file system is read-only", _READ_ONLY_HINT),
-    errno.EACCES: ("permission denied", _PERMISSION_HINT),
-    errno.EPERM: ("operation not permitted", _PERMISSION_HINT),
-    errno.EIO: ("disk I/O error", _IO_HINT),
-}
-
-
-def storage_fault(
-    error: sqlite3.Error | OSError, path: Path | None = None, *, doing: str = "use"
-) -> StorageError:
-    """``error`` as one line naming the file (``path``, or the one an OSError names) and a hint.
-
-    Faults of the disk or the file (see :func:`is_storage_fault`) get plain words, with SQLite's
-    own in parentheses ("file is not a database"); any other OSError is told by its
-    ``strerror``.
-    """
-    if isinstance(error, sqlite3.Error):
-        where = path or "a database"
-        reason, hint = _SQLITE_FAULTS.get(_primary(error), (str(error), _IO_HINT))
-        detail = f" ({error})" if str(error) != reason else ""
-        return StorageError(f"cannot {doing} {where}: {reason}{detail}", hint=hint)
-    where = path or (Path(os.fsdecode(error.filename)) if error.filename else "a file")
-    reason, hint = _OS_FAULTS.get(error.errno or 0, (error.strerror or str(error), _PATH_HINT))
-    return StorageError(f"cannot {doing} {where}: {reason}", hint=hint)
-
-
-def is_storage_fault(error: BaseException) -> bool:
-    """Whether ``error`` blames the disk or a file (full, read-only, damaged, no permission)
-    rather than alma."""
-    if isinstance(error, sqlite3.Error):
-        return _primary(error) in _SQLITE_FAULTS
-    return isinstance(error, OSError) and error.errno in _OS_FAULTS
-
-
-def _primary(error: sqlite3.Error) -> int:
-    """SQLite's primary result code (0 when the error did not come from SQLite itself)."""
-    code = getattr(error, "sqlite_errorcode", None)
-    return (code or 0) & 0xFF

@@ -40,7 +40,6 @@ from alma.errors import (
 )
 from alma.llm.base import LLM
 from alma.llm.factory import parse_model_spec
-from alma.llm.scripted import ACTIONS_HEADER
 from alma.llm.tokens import approx_message_tokens
 from alma.memory.rendering import render_memory
 from alma.types import (
@@ -62,6 +61,7 @@ log = logging.getLogger("alma.agent")
 
 ConstrainSetting = bool | Literal["auto"]
 ACTION_DESCRIPTION = "exactly one action to take now"
+ACTIONS_HEADER = "Admissible actions:"  # heads the list of admissible actions in a turn
 
 
 class AgentStep(BaseModel):

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-
+from alma import progress
 from alma.agent.actor import Actor
 from alma.config import AlmaConfig
-from alma.domains.base import Domain, StepLimit, TextEnv
+from alma.domains.base import Domain, Drawable, StepLimit, TextEnv
 from alma.domains.registry import configured_domain, find_task, open_env, prepare_tasks
 from alma.errors import UsageError
 from alma.run import Run
@@ -35,7 +34,6 @@ async def play_one(
     task_id: str | None = None,
     split: Split = "train",
     run_dir: Path | None = None,
-    status: Console | None = None,
     render: bool = False,
 ) -> PlayResult:
     domain = configured_domain(config, domain_name)
@@ -48,7 +46,7 @@ async def play_one(
                 f"domain {domain_name!r} has no {split} tasks", hint="pick another --split"
             )
         task = tasks[config.run.seed % len(tasks)]
-    await asyncio.to_thread(prepare_tasks, domain, [task], progress=status is not None)
+    await asyncio.to_thread(prepare_tasks, domain, [task])
     if render:  # refuse before playing, not after
         env = open_env(domain, task)
         try:
@@ -59,11 +57,8 @@ async def play_one(
         actor = Actor.configured(
             run.models.for_role("agent"), domain, config.agent, config.models.agent
         )
-        if status is not None:
-            with status.status(f"playing {task.id} with {config.models.agent}..."):
-                episode = await actor.run(task, seed=config.run.seed)
-        else:
-            episode = await actor.run(task, seed=config.run.seed)
+        progress.status(f"playing {task.id} with {config.models.agent}...")
+        episode = await actor.run(task, seed=config.run.seed)
         run.store.add_episode(domain.name, task, episode, label="play")
         frames = (
             replay_frames(domain, task, [step.action for step in episode.steps]) if render else ()
@@ -91,9 +86,9 @@ def replay_frames(domain: Domain, task: Task, actions: list[str]) -> tuple[str, 
 
 def _drawing(domain: Domain, env: TextEnv) -> Callable[[], object]:
     """The environment's ``render`` (human drawing), or a usage error."""
-    draw = getattr(env.env if isinstance(env, StepLimit) else env, "render", None)
-    if not callable(draw):
+    game = env.env if isinstance(env, StepLimit) else env
+    if not isinstance(game, Drawable):
         raise UsageError(
             f"domain {domain.name!r} has no drawing for humans", hint="play without --render"
         )
-    return draw  # type: ignore[no-any-return]
+    return game.render

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 from alma.types import Observation, Split, Task, Transition
 
@@ -31,8 +32,9 @@ class Domain(Protocol):
 
     ``tasks(split)`` must be cheap (ids, seeds and parameters only): anything costly, such as
     generating a game, happens in ``make_env`` or on first use and is cached. A domain may also
-    carry a ``details`` dict (JSON-able) that ``alma domains`` shows next to its task counts,
-    for example where its tasks come from or which task families each split holds.
+    offer the optional capabilities below (:class:`Described`, :class:`Preparing`,
+    :class:`TaskLookup`; an environment :class:`Drawable`); the harness asks for each with
+    ``isinstance``.
     """
 
     name: str
@@ -43,6 +45,56 @@ class Domain(Protocol):
     def tasks(self, split: Split) -> Sequence[Task]: ...
 
     def make_env(self, task: Task) -> TextEnv: ...
+
+
+@runtime_checkable
+class Described(Protocol):
+    """A domain with ``details`` (JSON-able) that ``alma domains`` shows next to its task counts:
+    where its tasks come from (``source``: "generated" or "official"), its profile or families."""
+
+    details: dict[str, Any]
+
+
+@dataclass
+class PrepareReport:
+    """What :meth:`Preparing.prepare` did."""
+
+    generated: int = 0  # games made now
+    cached: int = 0  # games that were already in the cache
+    seconds: float = 0.0
+    # task id -> what stands in for its game (the seed used instead, the failed checks)
+    replaced: dict[str, Any] = field(default_factory=dict)
+    # task id -> seconds spent making its game, where measured
+    game_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def tasks(self) -> int:
+        return self.generated + self.cached
+
+
+@runtime_checkable
+class Preparing(Protocol):
+    """A domain that generates its games: ``prepare`` makes (or finds cached) those of a split
+    or a list of tasks up front, its progress counted (see :mod:`alma.progress`)."""
+
+    def prepare(
+        self, tasks: Split | Sequence[Split | Task] = "train", *, progress: bool = True
+    ) -> PrepareReport: ...
+
+
+@runtime_checkable
+class TaskLookup(Protocol):
+    """A domain that finds a task by id itself (for ids outside its split lists, or to explain
+    a bad id better than the generic lookup)."""
+
+    def task(self, task_id: str) -> Task: ...
+
+
+@runtime_checkable
+class Drawable(Protocol):
+    """An environment that draws its game for humans (``alma play --render``)."""
+
+    def render(self) -> object: ...
 
 
 class StepLimit:

@@ -18,7 +18,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from alma.config import AlmaConfig
-from alma.domains.base import Domain, StepLimit, TextEnv
+from alma.domains.base import Described, Domain, Preparing, StepLimit, TaskLookup, TextEnv
 from alma.errors import ConfigError, MissingDependencyError, UnknownDomainError
 from alma.types import SPLITS, Task
 
@@ -129,7 +129,7 @@ def tasks_source(domain: Domain) -> str:
     """``"generated"`` or ``"official"`` for a domain whose tasks come from one or the other
     (its ``details["source"]``), else ``""``. Reports show it next to the domain's name, so
     that locally generated tasks are never mistaken for a benchmark's official ones."""
-    source = (getattr(domain, "details", None) or {}).get("source")
+    source = domain.details.get("source") if isinstance(domain, Described) else None
     return source if source in TASK_SOURCES else ""
 
 
@@ -188,10 +188,8 @@ def get_domain(name: str, **options: Any) -> Domain:
 def find_task(domain: Domain, task_id: str) -> Task:
     """The task with this id; a domain with its own ``task(id)`` lookup answers (and explains a
     bad id) itself."""
-    lookup = getattr(domain, "task", None)
-    if callable(lookup):
-        task: Task = lookup(task_id)
-        return task
+    if isinstance(domain, TaskLookup):
+        return domain.task(task_id)
     firsts, ranges = [], []
     for split in SPLITS:
         tasks = domain.tasks(split)
@@ -216,12 +214,11 @@ def _id_run(first: str, last: str) -> str | None:
     return first if first == last else f"{first} to -{number}"
 
 
-def prepare_tasks(domain: Domain, tasks: Sequence[Task], *, progress: bool) -> None:
-    """Have a domain that generates its games make those of ``tasks`` now (with a progress bar
-    when ``progress``), rather than one by one, silently, as episodes open them."""
-    prepare = getattr(domain, "prepare", None)
-    if callable(prepare) and tasks:
-        prepare(list(tasks), progress=progress)
+def prepare_tasks(domain: Domain, tasks: Sequence[Task]) -> None:
+    """Have a domain that generates its games make those of ``tasks`` now (its progress
+    counted, see :mod:`alma.progress`), rather than one by one, silently, as episodes open them."""
+    if isinstance(domain, Preparing) and tasks:
+        domain.prepare(list(tasks))
 
 
 def open_env(domain: Domain, task: Task, limit: int | None = None) -> TextEnv:

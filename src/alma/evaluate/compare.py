@@ -6,8 +6,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from alma.evaluate.protocol import EvalResult, Evaluator
+from alma.evaluate.protocol import Evaluator
+from alma.evaluate.results import EvalResult
 from alma.evaluate.statistics import PairedComparison, paired_bootstrap
+from alma.evaluate.tasks import Selection
 from alma.memory.loading import DesignSource, reference_design
 from alma.types import Split
 
@@ -53,6 +55,7 @@ async def compare(
     *,
     quick: bool = False,
     on_episode: Callable[[], None] | None = None,
+    tasks: Selection | None = None,
 ) -> list[ComparisonRow]:
     """Evaluate each design (and ``no_memory`` if absent) on the same tasks; compare to it."""
     chosen = list(designs)
@@ -60,7 +63,9 @@ async def compare(
         chosen.insert(0, reference_design(REFERENCE))
     results = []
     for design in chosen:
-        results.append(await evaluator.evaluate(design, split, quick=quick, on_episode=on_episode))
+        results.append(
+            await evaluator.evaluate(design, split, quick=quick, on_episode=on_episode, tasks=tasks)
+        )
     reference = next(r for r in results if r.design_name == REFERENCE)
     rows = []
     for result in results:

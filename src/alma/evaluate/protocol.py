@@ -31,21 +31,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import random
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
 from alma.agent.actor import Actor, constrains_actions
-from alma.config import EvalConfig
 from alma.domains.base import Domain
 from alma.domains.registry import tasks_source
-from alma.errors import AlmaError, BudgetExceededError, UsageError
-from alma.evaluate.executor import Executor, LocalExecutor
+from alma.errors import AlmaError, BudgetExceededError
 from alma.evaluate.guard import DesignGuard
+from alma.evaluate.jobs import EpisodeJob, Executor, LocalExecutor, Phase
 from alma.evaluate.records import EvaluationRecords, Recorded
+from alma.evaluate.results import EvalResult
 from alma.evaluate.statistics import bootstrap_ci, mean_and_stderr
+from alma.evaluate.tasks import Selection, select_tasks
 from alma.llm.ledger import Ledger
 from alma.memory.loading import DesignSource
 from alma.memory.runner import (
@@ -60,8 +59,6 @@ from alma.sandbox.runner import factory_from_config
 from alma.types import Episode, EpisodeStart, Split, Task
 
 T = TypeVar("T")
-QUICK_TASKS = 5
-DEFAULT_TASKS = 20
 ERRORED = "error"  # the outcome reason of an episode that could not finish (not the agent's fault)
 
 
@@ -75,108 +72,6 @@ class _EpisodeErrored(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-@dataclass
-class MemoryCalls:
-    retrieve_calls: int = 0
-    retrieve_errors: int = 0
-    retrieve_seconds: float = 0.0
-    update_calls: int = 0
-    update_errors: int = 0
-    update_seconds: float = 0.0
-    truncated: int = 0
-    errors: list[str] = field(default_factory=list)  # the first few, for the report
-    traces: list[str] = field(default_factory=list)  # their tracebacks, where they crashed
-
-    def add(self, kind: str, result: CallResult) -> None:
-        if kind == "retrieve":
-            self.retrieve_calls += 1
-            self.retrieve_seconds += result.seconds
-            self.retrieve_errors += result.error is not None
-        else:
-            self.update_calls += 1
-            self.update_seconds += result.seconds
-            self.update_errors += result.error is not None
-        if result.error is not None and len(self.errors) < 5:
-            self.errors.append(f"{kind}: {result.error}")
-            if result.trace:
-                self.traces.append(result.trace)
-
-    @property
-    def failed_calls(self) -> int:
-        return self.retrieve_errors + self.update_errors
-
-
-@dataclass
-class EvalResult:
-    key: str
-    design_id: str
-    design_name: str
-    domain: str
-    split: str
-    rollout: str
-    score: float = 0.0
-    stderr: float = 0.0
-    ci95: tuple[float, float] = (0.0, 0.0)
-    repeats: list[float] = field(default_factory=list)
-    n_episodes: int = 0
-    per_task: dict[str, list[bool]] = field(default_factory=dict)
-    usage: dict[str, dict[str, Any]] = field(default_factory=dict)
-    cost_usd: float = 0.0
-    memory: MemoryCalls = field(default_factory=MemoryCalls)
-    episode_errors: int = 0  # episodes that could not finish (the evaluation is incomplete)
-    build_tasks: list[str] = field(default_factory=list)
-    deploy_tasks: list[str] = field(default_factory=list)
-    status: str = "done"  # done, design_failed, incomplete, interrupted
-    error: str | None = None  # why it is not a score (design_failed, incomplete)
-    error_line: int | None = None  # the design's line where it failed, when known
-    skipped_calls: int = 0  # design calls not attempted once the design was given up
-    resumed_episodes: int = 0  # finished episodes of an earlier attempt, used as they were
-    seconds: float = 0.0
-    reused: bool = False  # served from an earlier identical evaluation in this run
-    tasks_source: str = ""  # "generated" or "official" when the domain says where tasks come from
-
-    @property
-    def scored(self) -> bool:
-        return self.status == "done"
-
-    def task_scores(self) -> dict[str, float]:
-        return {task: sum(runs) / len(runs) for task, runs in self.per_task.items() if runs}
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["failed_memory_calls"] = self.memory.failed_calls
-        if not self.scored:  # never a score: not even a zero
-            data["score"] = data["stderr"] = None
-        return data
-
-    @staticmethod
-    def from_dict(data: dict[str, Any]) -> EvalResult:
-        data = dict(data)
-        data.pop("failed_memory_calls", None)
-        data.setdefault("status", "design_failed" if data.get("error") else "done")
-        data["score"], data["stderr"] = data.get("score") or 0.0, data.get("stderr") or 0.0
-        data["memory"] = MemoryCalls(**data["memory"])
-        data["ci95"] = tuple(data["ci95"])
-        return EvalResult(**data)
-
-
-def select_tasks(
-    domain: Domain, split: Split, settings: EvalConfig, *, quick: bool, seed: int
-) -> tuple[list[Task], list[Task]]:
-    """The build and deploy halves: ``n`` tasks of the split drawn with the seed."""
-    tasks = list(domain.tasks(split))
-    wanted = QUICK_TASKS if quick else settings.tasks or min(DEFAULT_TASKS, len(tasks))
-    if wanted > len(tasks) or wanted < 2:
-        raise UsageError(
-            f"split {split} of {domain.name!r} has {len(tasks)} tasks; {wanted} asked",
-            hint="ask for fewer with --tasks, or use another split",
-        )
-    random.Random(seed).shuffle(tasks)
-    chosen = tasks[:wanted]
-    half = wanted // 2
-    return chosen[:half], chosen[half:]
 
 
 async def gather_all(coroutines: Iterable[Coroutine[Any, Any, T]]) -> list[T]:
@@ -231,13 +126,9 @@ class Evaluator:
         self.domain = domain
         settings = self.config.eval
         self.runner_factory = runner_factory or factory_from_config(self.config, run.path)
-        description = getattr(self.runner_factory, "description", None)
-        if description is not None:
-            run.store.set_meta("sandbox", description)
-        prewarm = getattr(self.runner_factory, "prewarm", None)
-        if prewarm is not None:  # a worker starts while the run gets ready
-            prewarm()
-            run.closers.append(self.runner_factory.close)  # type: ignore[attr-defined]
+        run.store.set_meta("sandbox", self.runner_factory.description)
+        self.runner_factory.prewarm()  # a worker starts while the run gets ready
+        run.closers.append(self.runner_factory.close)
         self.executor = executor or LocalExecutor(settings.max_episodes_concurrency)
         self.records = EvaluationRecords(run.store)
 
@@ -287,10 +178,13 @@ class Evaluator:
         *,
         quick: bool = False,
         on_episode: Callable[[], None] | None = None,
+        tasks: Selection | None = None,
     ) -> EvalResult:
+        """Evaluate ``design`` on ``tasks`` (by default those :func:`select_tasks` draws for
+        ``split``, which a caller that already drew them passes on)."""
         settings = self.config.eval
         seed = self.config.run.seed
-        build, deploy = select_tasks(self.domain, split, settings, quick=quick, seed=seed)
+        build, deploy = tasks or select_tasks(self.domain, split, settings, quick=quick, seed=seed)
         key = self.evaluation_key(design, split, build + deploy, quick)
         earlier = self.records.finished(key)
         if earlier is not None:
@@ -311,6 +205,7 @@ class Evaluator:
         ledger = self.run.ledger.child(f"eval:{key}")
         started = time.perf_counter()
         session = _Session(self, result, ledger, on_episode, recorded)
+        self.executor.open(key, session)
         try:
             await session.play(design, build, deploy, seed)
         except DesignFailedError as failure:
@@ -323,6 +218,8 @@ class Evaluator:
             result.seconds = time.perf_counter() - started
             self.records.finish(result, ledger, status="interrupted")
             raise
+        finally:
+            self.executor.close(key)
         result.seconds = time.perf_counter() - started
         session.score(deploy)
         self.records.finish(result, ledger, status=result.status)
@@ -353,6 +250,7 @@ class _Session:
         self.retrieve_slots = asyncio.Semaphore(settings.max_retrieve_concurrency)
         self.update_slots = asyncio.Semaphore(settings.max_update_concurrency)
         self.outcomes: dict[tuple[int, str], bool] = {}
+        self.memories: dict[str, DesignRunner] = {}  # the memories deploy episodes read, by name
 
     async def play(
         self, design: DesignSource, build: list[Task], deploy: list[Task], seed: int
@@ -366,17 +264,16 @@ class _Session:
             self.evaluator.runner_factory.start(design, self.services, seed)
         )
         try:
-            episodes = await gather_all(self._act(task, "build", 0, None) for task in build)
+            runner = await self._build(starting, build)
         except BaseException:
             await _close_when_started(starting)
             raise
-        runner = await starting
         try:
-            await self._updates(runner, list(zip(build, episodes, strict=True)))
             if settings.rollout == "batched":
                 await runner.checkpoint()  # the frozen memory every deploy retrieve reads
+                self.memories["frozen"] = runner
                 await gather_all(
-                    self._deploy_one(runner, task, repeat)
+                    self._act(task, "deploy", repeat, "frozen")
                     for repeat in range(settings.repeats)
                     for task in deploy
                 )
@@ -394,16 +291,37 @@ class _Session:
                 self.result.skipped_calls = max(0, self.planned_calls - self.guard.attempted)
             await runner.close()
 
-    async def _updates(self, runner: DesignRunner, played: list[tuple[Task, Episode]]) -> None:
-        async def one(task: Task, episode: Episode) -> None:
+    async def _build(self, starting: asyncio.Task[DesignRunner], build: list[Task]) -> DesignRunner:
+        """Play the build episodes; each goes to ``update`` as soon as it is done and, with one
+        update at a time, the updates of the tasks before it too (task order: deterministic), so
+        updates overlap the episodes still playing. Returns the runner holding the built memory.
+        """
+
+        async def update(runner: DesignRunner, playing: asyncio.Task[Episode]) -> None:
+            episode = await playing
             async with self.update_slots:
                 await self._update(runner, episode)
 
-        if self.evaluator.config.eval.max_update_concurrency == 1:
-            for task, episode in played:  # in task order: deterministic
-                await one(task, episode)
-        else:
-            await gather_all(one(task, episode) for task, episode in played)
+        async def updates(played: list[asyncio.Task[Episode]]) -> DesignRunner:
+            try:  # shielded: stopping this wait must not stop the start (closed when started)
+                runner = await asyncio.shield(starting)
+            except BaseException:  # the design cannot start: its build episodes still count
+                await asyncio.gather(*played, return_exceptions=True)
+                raise
+            if self.evaluator.config.eval.max_update_concurrency == 1:
+                for playing in played:
+                    await update(runner, playing)
+            else:
+                await gather_all(update(runner, playing) for playing in played)
+            return runner
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                played = [group.create_task(self._act(task, "build", 0, None)) for task in build]
+                updating = group.create_task(updates(played))
+        except BaseExceptionGroup as failures:
+            raise failures.exceptions[0] from None
+        return updating.result()
 
     async def _update(self, runner: DesignRunner, episode: Episode) -> None:
         self.guard.check()
@@ -411,13 +329,21 @@ class _Session:
         self.result.memory.add("update", result)
         self.guard.observe("update", result)
 
-    async def _deploy_one(self, runner: DesignRunner, task: Task, repeat: int) -> Episode:
-        return await self._act(task, "deploy", repeat, runner)
-
     async def _walk(self, runner: DesignRunner, deploy: list[Task], repeat: int) -> None:
+        name = f"copy-{repeat}"  # this repeat's own copy, which learns as it goes
+        self.memories[name] = runner
         for task in deploy:
-            episode = await self._deploy_one(runner, task, repeat)
+            episode = await self._act(task, "deploy", repeat, name)
             await self._update(runner, episode)
+
+    async def retrieve(self, memory: str, start: EpisodeStart) -> CallResult:
+        """A deploy episode's retrieve, from the memory its job names (see :class:`Lane`)."""
+        async with self.retrieve_slots:
+            self.guard.check()
+            result = await self.memories[memory].retrieve(start)
+        self.result.memory.add("retrieve", result)
+        self.guard.observe("retrieve", result)
+        return result
 
     def _resumed(self, task: Task, phase: str, repeat: int) -> Episode | None:
         """The episode as an earlier attempt finished it, counted as if played now."""
@@ -439,33 +365,20 @@ class _Session:
         if self.on_episode is not None:
             self.on_episode()
 
-    async def _act(
-        self, task: Task, phase: str, repeat: int, runner: DesignRunner | None
-    ) -> Episode:
+    async def _act(self, task: Task, phase: Phase, repeat: int, memory: str | None) -> Episode:
         resumed = self._resumed(task, phase, repeat)
         if resumed is not None:
             return resumed
-        retrieved: list[CallResult] = []
-
-        async def recall(start: EpisodeStart) -> dict[str, Any]:
-            assert runner is not None
-            async with self.retrieve_slots:
-                self.guard.check()
-                result = await runner.retrieve(start)
-            self.result.memory.add("retrieve", result)
-            retrieved.append(result)
-            self.guard.observe("retrieve", result)
-            return result.value
-
         config = self.evaluator.config
         seed = episode_seed(config.run.seed, repeat if phase == "deploy" else -1, task.id)
-        episode = await self.evaluator.executor.run(
-            self.actor, task, recall=recall if runner is not None else None, seed=seed
-        )
+        job = EpisodeJob(self.result.key, task, phase, repeat, seed, memory)
+        played = await self.evaluator.executor.run(job)
+        episode = played.episode
         if episode.outcome.reason == "budget":  # the run is out of budget: stop, don't score
             raise BudgetExceededError(episode.outcome.error or "budget reached")
-        call = retrieved[0] if retrieved else None
-        self.evaluator.records.add_episode(self.result, task, episode, phase, repeat, call)
+        self.evaluator.records.add_episode(
+            self.result, task, episode, phase, repeat, played.retrieve
+        )
         if episode.outcome.reason == ERRORED:  # not the agent's doing: no score, stop here
             self.result.episode_errors += 1
             raise _EpisodeErrored(

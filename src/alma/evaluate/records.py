@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from alma.evaluate.results import EvalResult
 from alma.llm.ledger import Ledger
 from alma.memory.loading import DesignSource
 from alma.memory.runner import CallResult
 from alma.store import RunStore
 from alma.types import Episode, Task, to_dict
-
-if TYPE_CHECKING:
-    from alma.evaluate.protocol import EvalResult
 
 #: statuses of an evaluation that is over for good: reused, never run again
 FINAL = ("done", "design_failed", "failed")
@@ -53,8 +51,6 @@ class EvaluationRecords:
         store.ensure_schema(SCHEMA)
 
     def finished(self, key: str) -> EvalResult | None:
-        from alma.evaluate.protocol import EvalResult
-
         marks = ", ".join("?" * len(FINAL))
         rows = self.store.query(
             f"SELECT result FROM evaluations WHERE key=? AND status IN ({marks})", (key, *FINAL)

@@ -1,5 +1,5 @@
-"""``alma eval`` and ``alma compare``: evaluations inside a run, with a progress bar (or, in a
-log file, progress lines)."""
+"""Evaluations inside a run (``alma eval`` and ``alma compare``), their progress counted in
+episodes (see :mod:`alma.progress`)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rich.console import Console
-from rich.markup import escape
-
 from alma.config import AlmaConfig
 from alma.domains.registry import configured_domain, domain_label, prepare_tasks
 from alma.errors import BudgetExceededError
 from alma.evaluate.compare import ComparisonRow, compare
-from alma.evaluate.protocol import EvalResult, Evaluator, select_tasks
+from alma.evaluate.protocol import Evaluator
+from alma.evaluate.results import EvalResult
+from alma.evaluate.tasks import select_tasks
 from alma.memory.loading import DesignSource, resolve_design
 from alma.progress import Counter
 from alma.run import Run, claim_domain
@@ -40,13 +39,13 @@ async def run_evaluations(
     quick: bool,
     run_dir: Path | None,
     comparison: bool,
-    console: Console | None,
 ) -> Outcome:
     domain = configured_domain(config, domain_name)
     # fail on a bad name before any work
     designs = [spec if isinstance(spec, DesignSource) else resolve_design(spec) for spec in specs]
-    build, deploy = select_tasks(domain, split, config.eval, quick=quick, seed=config.run.seed)
-    await asyncio.to_thread(prepare_tasks, domain, [*build, *deploy], progress=console is not None)
+    tasks = select_tasks(domain, split, config.eval, quick=quick, seed=config.run.seed)
+    build, deploy = tasks
+    await asyncio.to_thread(prepare_tasks, domain, [*build, *deploy])
     factory = await started_factory(config, run_dir)  # its worker boots while the run opens
     per_design = len(build) + config.eval.repeats * len(deploy)
     count = len(designs) + (comparison and all(d.name != "no_memory" for d in designs))
@@ -55,20 +54,28 @@ async def run_evaluations(
             claim_domain(run, domain.name)
             outcome = Outcome(run.path)
             evaluator = Evaluator(run, domain, runner_factory=factory)
-            label = escape(f"{domain_label(domain)}/{split} episodes")
-            progress = Counter(label, per_design * count, console)
+            progress = Counter(f"{domain_label(domain)}/{split} episodes", per_design * count)
 
             with progress:
                 try:
                     if comparison:
                         outcome.rows = await compare(
-                            evaluator, designs, split, quick=quick, on_episode=progress.advance
+                            evaluator,
+                            designs,
+                            split,
+                            quick=quick,
+                            on_episode=progress.advance,
+                            tasks=tasks,
                         )
                         outcome.results = [row.result for row in outcome.rows]
                     else:
                         outcome.results = [
                             await evaluator.evaluate(
-                                designs[0], split, quick=quick, on_episode=progress.advance
+                                designs[0],
+                                split,
+                                quick=quick,
+                                on_episode=progress.advance,
+                                tasks=tasks,
                             )
                         ]
                 except BudgetExceededError as error:

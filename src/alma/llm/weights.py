@@ -31,6 +31,7 @@ from typing import IO, Any
 
 from alma import paths
 from alma.errors import AlmaError, UnknownModelError, UsageError
+from alma.progress import Counter
 
 GGUF_MAGIC = b"GGUF"
 CHUNK = 1 << 20
@@ -292,28 +293,6 @@ def _sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _progress_bar(enabled: bool) -> Any:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
-        TimeRemainingColumn(),
-        console=Console(stderr=True),
-        disable=not enabled,
-    )
-
-
 def _assemble(
     entry: WeightsEntry, target: Path, workdir: Path, advance: Callable[[int], None]
 ) -> str:
@@ -363,10 +342,9 @@ def install_weights(name: str, *, cache_dir: Path | None = None, progress: bool 
         with tempfile.TemporaryDirectory(prefix=".alma-weights-", dir=directory) as tmp:
             workdir = Path(tmp)
             partial = workdir / (entry.file + ".partial")
-            with _progress_bar(progress) as bar:
-                task = bar.add_task(entry.name, total=entry.size)
+            with Counter(entry.name, entry.size, unit="bytes", enabled=progress) as bar:
                 try:
-                    digest = _assemble(entry, partial, workdir, lambda n: bar.advance(task, n))
+                    digest = _assemble(entry, partial, workdir, bar.advance)
                 except WeightsUnavailableError as exc:
                     raise WeightsUnavailableError(
                         f"cannot install the {entry.name!r} model: {exc.message}",

@@ -133,7 +133,9 @@ def parse_design(design: DesignSource) -> ast.Module:
 
 
 def read_design(path: Path) -> DesignSource:
-    """A design file's source, named after the file: read and parsed, never run."""
+    """A design file's source, named after the file: read and parsed, never run. A file in the
+    original ALMA format (a ``MemoStructure`` subclass) becomes the alma design that runs it
+    through the compatibility layer (see :mod:`alma.memory.alma_format`)."""
     try:
         source = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -144,7 +146,12 @@ def read_design(path: Path) -> DesignSource:
         raise DesignLoadError(
             f"cannot read design file {path}: {error.strerror}", hint="check the path"
         ) from None
-    design = DesignSource(path.stem, source, "imported")
+    from alma.memory import alma_format  # it builds on this module
+
+    if alma_format.is_alma_format(source):  # written for the original system: wrapped, not run
+        design = alma_format.wrap(source, path.stem)
+    else:
+        design = DesignSource(path.stem, source, "imported")
     parse_design(design)
     return design
 

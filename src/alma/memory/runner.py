@@ -3,11 +3,13 @@
 The harness never calls a design directly. A runner calls ``retrieve`` / ``update`` with a
 wall-clock limit, checks what comes back, and turns any failure of the design into a recorded
 error instead of an exception, so one bad design costs one failed call, never the evaluation.
-Only the budget running out passes through.
+Only the budget running out passes through, always as ``BudgetExceededError``, even when the
+design caught it (``BudgetWatch``).
 
-``InProcessRunner`` runs the design in this process, for tests and for code you trust: a hang
-that never yields to the event loop cannot be interrupted here, and nothing is isolated. The
-harness runs every design through the sandbox (:mod:`alma.sandbox.runner`) instead.
+Runners come from a ``RunnerFactory``. ``InProcessFactory`` runs the design in this process, for
+tests and for code you trust: a hang that never yields to the event loop cannot be interrupted
+here, and nothing is isolated. The harness runs every design through the sandbox
+(:mod:`alma.sandbox.runner`), whose factory has the same shape.
 """
 
 from __future__ import annotations
@@ -18,14 +20,18 @@ import pickle
 import re
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import numpy as np
+from pydantic import BaseModel
 
 from alma.errors import AlmaError, BudgetExceededError
 from alma.memory.base import MemoryDesign
 from alma.memory.loading import DesignSource, load_class
 from alma.memory.toolkit import Services, Toolkit
-from alma.types import Episode, EpisodeStart
+from alma.types import Completion, Episode, EpisodeStart, Message
 
 _DESIGN_FRAME = re.compile(r'File "<design [^"]*>", line (\d+)')
 
@@ -75,7 +81,70 @@ class DesignRunner(Protocol):
 
 
 class RunnerFactory(Protocol):
-    async def start(self, design: DesignSource, services: Services, seed: int) -> DesignRunner: ...
+    """Where the harness gets its runners: the sandbox, or this process for trusted code."""
+
+    @property
+    def description(self) -> str:
+        """One line saying how designs are isolated (recorded with the run)."""
+        ...
+
+    async def start(self, design: DesignSource, services: Services, seed: int) -> DesignRunner:
+        """A runner with ``design`` built (seeded with ``seed``) on ``services``; raises
+        ``DesignFailedError`` when the design cannot even start."""
+        ...
+
+    def prewarm(self) -> None:
+        """Get ready for the next ``start`` ahead of time, where that helps (call it from inside
+        the event loop, before work that can overlap with it)."""
+
+    async def close(self) -> None:
+        """Release what ``prewarm`` got ready and no ``start`` took."""
+
+
+class BudgetWatch:
+    """Services that remember the end of the budget.
+
+    A design may catch every exception of its model calls. So that it cannot swallow the end of
+    the budget, a runner wraps the services it is given in a watch and, after each call of the
+    design, raises the ``BudgetExceededError`` the watch saw. Forks of a runner share its watch.
+    """
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.budget_error: BudgetExceededError | None = None
+
+    @classmethod
+    def around(cls, services: Services) -> BudgetWatch:
+        """``services`` watched (as they are, when they already are a watch)."""
+        return services if isinstance(services, BudgetWatch) else cls(services)
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        schema: type[BaseModel] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+    ) -> Completion:
+        try:
+            return await self.services.complete(
+                messages, schema=schema, temperature=temperature, max_tokens=max_tokens
+            )
+        except BudgetExceededError as error:
+            self.budget_error = error
+            raise
+
+    async def embed(self, texts: Sequence[str]) -> np.ndarray:
+        try:
+            return await self.services.embed(texts)
+        except BudgetExceededError as error:
+            self.budget_error = error
+            raise
+
+    def check(self) -> None:
+        """Raise the end of the budget if any call met it (the run must stop)."""
+        if self.budget_error is not None:
+            raise self.budget_error
 
 
 def describe_failure(error: BaseException) -> str:
@@ -95,6 +164,8 @@ def check_retrieved(value: Any) -> dict[str, Any]:
 
 
 class InProcessRunner:
+    """A design run in this process (see the module's notes on what that cannot contain)."""
+
     def __init__(
         self,
         design: MemoryDesign,
@@ -104,7 +175,7 @@ class InProcessRunner:
         update_timeout_s: float,
     ) -> None:
         self.design = design
-        self.services = services
+        self.services = BudgetWatch.around(services)
         self.retrieve_timeout_s = retrieve_timeout_s
         self.update_timeout_s = update_timeout_s
 
@@ -124,9 +195,7 @@ class InProcessRunner:
         except Exception as exc:  # the design's fault, recorded not raised
             trace = "".join(traceback.format_exception(exc)[-4:])
             result = CallResult({}, describe_failure(exc), time.perf_counter() - started, trace)
-        budget_error = getattr(self.services, "budget_error", None)
-        if budget_error is not None:  # the design caught it; the run must still stop
-            raise budget_error
+        self.services.check()  # the design may have caught it; the run must still stop
         return result
 
     async def retrieve(self, start: EpisodeStart) -> CallResult:
@@ -163,14 +232,27 @@ class InProcessRunner:
 
 @dataclass(frozen=True)
 class InProcessFactory:
+    """Runs designs in this process: for tests and trusted code, with no isolation at all."""
+
     retrieve_timeout_s: float = 120.0
     update_timeout_s: float = 300.0
     vector_backend: str = "numpy"
 
+    @property
+    def description(self) -> str:
+        return "in-process: designs run inside alma itself, with NO isolation at all"
+
+    def prewarm(self) -> None:
+        return None  # nothing to start ahead of time
+
+    async def close(self) -> None:
+        return None
+
     async def start(self, design: DesignSource, services: Services, seed: int) -> InProcessRunner:
         cls = load_class(design)
+        watched = BudgetWatch.around(services)
         try:
-            instance = cls(Toolkit(services, seed=seed, vector_backend=self.vector_backend))
+            instance = cls(Toolkit(watched, seed=seed, vector_backend=self.vector_backend))
         except Exception as error:
             raise DesignFailedError(
                 f"design {design.name!r} failed to construct: {describe_failure(error)}",
@@ -178,7 +260,7 @@ class InProcessFactory:
             ) from None
         return InProcessRunner(
             instance,
-            services,
+            watched,
             retrieve_timeout_s=self.retrieve_timeout_s,
             update_timeout_s=self.update_timeout_s,
         )

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 from pydantic import BaseModel, create_model
 
-from alma.errors import AlmaError, BudgetExceededError, ConfigError
+from alma.errors import AlmaError, ConfigError
 from alma.llm.base import LLM, Embedder
 from alma.memory.stores import KVStore, VectorStore
 from alma.types import Completion, Message
@@ -179,16 +179,13 @@ class Toolkit:
 
 
 class ModelServices:
-    """Services backed by the run's (metered) models, for designs run in this process.
-
-    A design may catch every exception of its model calls; so that it cannot swallow the end of
-    the budget, the services remember it (``budget_error``) and the harness re-raises it.
-    """
+    """Services backed by the run's (metered) models, for designs run in this process (the
+    runner wraps them in :class:`alma.memory.runner.BudgetWatch`, so a design that catches
+    the end of the budget still stops the run)."""
 
     def __init__(self, llm: LLM, embedder: Embedder) -> None:
         self.llm = llm
         self.embedder = embedder
-        self.budget_error: BudgetExceededError | None = None
 
     async def complete(
         self,
@@ -198,17 +195,9 @@ class ModelServices:
         temperature: float | None = None,
         max_tokens: int | None = None,
     ) -> Completion:
-        try:
-            return await self.llm.complete(
-                messages, schema=schema, temperature=temperature, max_tokens=max_tokens
-            )
-        except BudgetExceededError as error:
-            self.budget_error = error
-            raise
+        return await self.llm.complete(
+            messages, schema=schema, temperature=temperature, max_tokens=max_tokens
+        )
 
     async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        try:
-            return await self.embedder.embed(texts)
-        except BudgetExceededError as error:
-            self.budget_error = error
-            raise
+        return await self.embedder.embed(texts)

@@ -7,8 +7,8 @@ import tempfile
 from pathlib import Path
 
 from alma.config import AlmaConfig
+from alma.memory.check import CheckReport, check_design
 from alma.memory.loading import read_design
-from alma.sandbox.check import CheckReport, check_design
 from alma.sandbox.runner import factory_from_config
 
 

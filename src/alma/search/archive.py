@@ -22,167 +22,47 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
-from alma.memory.loading import DesignSource, Origin
+from alma.memory.loading import DesignSource
+from alma.search.archive_records import (
+    DESIGN_STATUSES,
+    ORIGINS,
+    RECORD_QUERY,
+    SCHEMA,
+    SELECTION_ROLE,
+    AnalysisRecord,
+    DesignRecord,
+    DesignStatus,
+    EvaluationLink,
+    SelectionRecord,
+    VerificationRecord,
+    design_record,
+    evaluation_link,
+    selection_record,
+)
 from alma.store import RunStore
 
 if TYPE_CHECKING:
     import sqlite3
 
-    from alma.evaluate.protocol import EvalResult
+    from alma.evaluate.results import EvalResult
 
-DesignStatus = Literal[
-    "pending", "verified", "failed_verification", "evaluated", "evaluation_failed"
+__all__ = [
+    "DESIGN_STATUSES",
+    "SELECTION_ROLE",
+    "AnalysisRecord",
+    "Archive",
+    "DesignRecord",
+    "DesignStatus",
+    "EvaluationLink",
+    "SelectionRecord",
+    "VerificationRecord",
 ]
-DESIGN_STATUSES: tuple[DesignStatus, ...] = get_args(DesignStatus)
-ORIGINS: tuple[Origin, ...] = get_args(Origin)
-SELECTION_ROLE = "train"  # the evaluation role whose score parent selection uses
+
 DESIGNS_DIR = "designs"
 _REFERENCE_KEY = "archive.reference_score"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS designs (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    source TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    parent TEXT REFERENCES designs(id),
-    iteration INTEGER NOT NULL,
-    idea TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS designs_parent ON designs(parent);
-CREATE TABLE IF NOT EXISTS design_evaluations (
-    design_id TEXT NOT NULL REFERENCES designs(id),
-    role TEXT NOT NULL,
-    eval_key TEXT NOT NULL,
-    split TEXT NOT NULL,
-    score REAL NOT NULL,
-    stderr REAL NOT NULL,
-    cost_usd REAL NOT NULL,
-    error TEXT,
-    recorded REAL NOT NULL,
-    PRIMARY KEY (design_id, role)
-);
-CREATE TABLE IF NOT EXISTS analyses (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    design_id TEXT NOT NULL REFERENCES designs(id),
-    iteration INTEGER NOT NULL,
-    analysis TEXT NOT NULL,
-    created REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS analyses_design ON analyses(design_id);
-CREATE TABLE IF NOT EXISTS verifications (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    subject TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    passed INTEGER NOT NULL,
-    report TEXT NOT NULL,
-    source TEXT NOT NULL,
-    created REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS verifications_subject ON verifications(subject);
-CREATE TABLE IF NOT EXISTS selections (
-    iteration INTEGER PRIMARY KEY,
-    parents TEXT NOT NULL,
-    probabilities TEXT NOT NULL,
-    created REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS selection_parents (
-    iteration INTEGER NOT NULL REFERENCES selections(iteration),
-    position INTEGER NOT NULL,
-    design_id TEXT NOT NULL REFERENCES designs(id),
-    PRIMARY KEY (iteration, position)
-);
-CREATE INDEX IF NOT EXISTS selection_parents_design ON selection_parents(design_id);
-CREATE TABLE IF NOT EXISTS loop_state (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    state TEXT NOT NULL,
-    saved REAL NOT NULL
-);
-"""
-
-_RECORD_QUERY = """
-SELECT d.id, d.name, d.source, d.origin, d.parent, d.iteration, d.idea, d.status, d.created,
-       e.score AS score, e.stderr AS stderr, e.cost_usd AS cost_usd, e.error AS error,
-       e.eval_key AS eval_key,
-       (SELECT COUNT(*) FROM selection_parents p WHERE p.design_id = d.id) AS times_chosen
-FROM designs d
-LEFT JOIN design_evaluations e ON e.design_id = d.id AND e.role = ?
-"""
-
-
-@dataclass(frozen=True)
-class DesignRecord:
-    """One archived design as the loop, the selectors and reports see it.
-
-    ``score`` and ``stderr`` come from the design's ``train`` evaluation and are ``None`` until
-    it has one that succeeded; ``cost`` is that evaluation's dollars (0 without one).
-    """
-
-    id: str
-    name: str
-    origin: Origin
-    parent: str | None
-    iteration: int
-    idea: str
-    status: DesignStatus
-    score: float | None
-    stderr: float | None
-    cost: float
-    times_chosen: int
-    error: str | None = None  # why the train evaluation failed
-    eval_key: str | None = None  # the train evaluation's key in ``evaluations``
-    created: float = 0.0
-    source: str = field(default="", repr=False)
-
-    def design(self) -> DesignSource:
-        return DesignSource(self.name, self.source, self.origin)
-
-
-@dataclass(frozen=True)
-class EvaluationLink:
-    """An evaluation recorded for a design under a role (``train``, ``eval_in_distribution``...)."""
-
-    design_id: str
-    role: str
-    key: str  # the evaluation's key in the ``evaluations`` table
-    split: str
-    score: float
-    stderr: float
-    cost: float
-    error: str | None
-    recorded: float
-
-
-@dataclass(frozen=True)
-class AnalysisRecord:
-    design_id: str
-    iteration: int
-    analysis: dict[str, Any]
-    created: float
-
-
-@dataclass(frozen=True)
-class VerificationRecord:
-    subject: str  # the design id, or a label of an attempt that never became a design
-    attempt: int
-    passed: bool
-    report: dict[str, Any]
-    source: str = field(repr=False)
-    created: float = 0.0
-
-
-@dataclass(frozen=True)
-class SelectionRecord:
-    iteration: int
-    parents: tuple[str, ...]
-    probabilities: dict[str, float]
-    created: float
 
 
 class Archive:
@@ -296,14 +176,14 @@ class Archive:
         rows = self.store.query(
             "SELECT * FROM design_evaluations WHERE design_id=? AND role=?", (design_id, role)
         )
-        return _link(rows[0]) if rows else None
+        return evaluation_link(rows[0]) if rows else None
 
     def evaluations(self, design_id: str) -> list[EvaluationLink]:
         rows = self.store.query(
             "SELECT * FROM design_evaluations WHERE design_id=? ORDER BY rowid",
             (design_id,),
         )
-        return [_link(row) for row in rows]
+        return [evaluation_link(row) for row in rows]
 
     def score(self, design_id: str) -> float | None:
         """The design's train score; ``None`` without a successful train evaluation."""
@@ -330,18 +210,18 @@ class Archive:
     def designs(self, status: DesignStatus | None = None) -> list[DesignRecord]:
         """Every design (or those with ``status``) in the order they were archived."""
         if status is None:
-            rows = self.store.query(_RECORD_QUERY + " ORDER BY d.rowid", (SELECTION_ROLE,))
+            rows = self.store.query(RECORD_QUERY + " ORDER BY d.rowid", (SELECTION_ROLE,))
         else:
             _check_status(status)
             rows = self.store.query(
-                _RECORD_QUERY + " WHERE d.status=? ORDER BY d.rowid",
+                RECORD_QUERY + " WHERE d.status=? ORDER BY d.rowid",
                 (SELECTION_ROLE, status),
             )
-        return [_record(row) for row in rows]
+        return [design_record(row) for row in rows]
 
     def get(self, design_id: str) -> DesignRecord | None:
-        rows = self.store.query(_RECORD_QUERY + " WHERE d.id=?", (SELECTION_ROLE, design_id))
-        return _record(rows[0]) if rows else None
+        rows = self.store.query(RECORD_QUERY + " WHERE d.id=?", (SELECTION_ROLE, design_id))
+        return design_record(rows[0]) if rows else None
 
     def candidates(self) -> list[DesignRecord]:
         """Designs parent selection may pick: evaluated, with a train score."""
@@ -476,11 +356,11 @@ class Archive:
 
     def selection(self, iteration: int) -> SelectionRecord | None:
         rows = self.store.query("SELECT * FROM selections WHERE iteration=?", (iteration,))
-        return _selection(rows[0]) if rows else None
+        return selection_record(rows[0]) if rows else None
 
     def selections(self) -> list[SelectionRecord]:
         return [
-            _selection(row)
+            selection_record(row)
             for row in self.store.query("SELECT * FROM selections ORDER BY iteration")
         ]
 
@@ -535,48 +415,4 @@ def _save_state(db: sqlite3.Connection, text: str, now: float) -> None:
         "INSERT INTO loop_state(id, state, saved) VALUES (1, ?, ?)"
         " ON CONFLICT(id) DO UPDATE SET state=excluded.state, saved=excluded.saved",
         (text, now),
-    )
-
-
-def _record(row: sqlite3.Row) -> DesignRecord:
-    failed = row["error"] is not None
-    return DesignRecord(
-        id=row["id"],
-        name=row["name"],
-        origin=row["origin"],
-        parent=row["parent"],
-        iteration=row["iteration"],
-        idea=row["idea"],
-        status=row["status"],
-        score=None if failed or row["score"] is None else float(row["score"]),
-        stderr=None if failed or row["stderr"] is None else float(row["stderr"]),
-        cost=float(row["cost_usd"] or 0.0),
-        times_chosen=int(row["times_chosen"]),
-        error=row["error"],
-        eval_key=row["eval_key"],
-        created=row["created"],
-        source=row["source"],
-    )
-
-
-def _link(row: sqlite3.Row) -> EvaluationLink:
-    return EvaluationLink(
-        design_id=row["design_id"],
-        role=row["role"],
-        key=row["eval_key"],
-        split=row["split"],
-        score=row["score"],
-        stderr=row["stderr"],
-        cost=row["cost_usd"],
-        error=row["error"],
-        recorded=row["recorded"],
-    )
-
-
-def _selection(row: sqlite3.Row) -> SelectionRecord:
-    return SelectionRecord(
-        iteration=row["iteration"],
-        parents=tuple(json.loads(row["parents"])),
-        probabilities=json.loads(row["probabilities"]),
-        created=row["created"],
     )

@@ -1,8 +1,8 @@
 """``alma learn``: the open-ended search over memory designs.
 
 1. Evaluate ``no_memory`` on the train tasks: the reference score.
-2. Seed the archive: ``no_memory``, the reference designs if asked, and one design the meta
-   agent writes from scratch.
+2. Seed the archive: ``no_memory``, the reference designs if asked, the user's own design files
+   (``--seed-design``), and one design the meta agent writes from scratch.
 3. Each iteration: pick up to k parents with the selector; for each, concurrently: analyse its
    evaluation logs, implement a new design, verify it (static checks and a sandbox smoke run,
    with up to ``max_repairs`` repair rounds), evaluate it, archive it.
@@ -16,27 +16,27 @@ key; the meta agent's calls carry seeds, so with the response cache they replay 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
 
 from alma.config import AlmaConfig
 from alma.domains.base import Domain
 from alma.errors import AlmaError, BudgetExceededError, LLMError, UsageError
 from alma.evaluate.compare import ComparisonRow, compare
-from alma.evaluate.protocol import EvalResult, EvaluationIncomplete, Evaluator, gather_all
+from alma.evaluate.protocol import EvaluationIncomplete, Evaluator, gather_all
+from alma.evaluate.results import EvalResult
+from alma.evaluate.tasks import Selection
 from alma.llm.factory import parse_model_spec
-from alma.memory.loading import DesignSource, reference_design, reference_names
+from alma.memory.check import CheckReport, check_design
+from alma.memory.loading import DesignSource, read_design, reference_design, reference_names
 from alma.run import Run
-from alma.sandbox.check import CheckReport, check_design
-from alma.search import scripted_meta  # noqa: F401  (registers the scripted:meta policy)
-from alma.search.archive import Archive, DesignRecord, DesignStatus
-from alma.search.meta_agent import Analysis, Implementation, MetaAgent
+from alma.search.archive import Archive, DesignStatus
+from alma.search.episode_sample import sample_episodes
+from alma.search.meta_agent import MetaAgent
+from alma.search.proposal import Analysis, Implementation
 from alma.search.selection import make_selector
+from alma.search.state import Progress, Summary, Turn
 
 log = logging.getLogger("alma.search")
 
@@ -45,60 +45,6 @@ FALLBACK_REFERENCE = "trajectory_retrieval"  # held out against it when no basel
 META_STAGES = ("analysis", "implementation", "from_scratch", "repair")
 # a design as verification left it: the last code, its report, and every attempt
 Verified = tuple[DesignSource, CheckReport, list[tuple[DesignSource, CheckReport]]]
-Stage = str  # analysing, implementing, verifying, repairing, evaluating, done, failed
-
-
-@dataclass(frozen=True)
-class Turn:
-    """A child's place in the order its iteration archives designs (its parents' order), so a
-    run's archive does not depend on which child finished first: when two children write the
-    same code, the first parent in the selection is always the one recorded, resumed or not."""
-
-    earlier: tuple[asyncio.Event, ...]  # set when each earlier child has archived or given up
-    mine: asyncio.Event
-
-    @staticmethod
-    def line(count: int) -> list[Turn]:
-        events = [asyncio.Event() for _ in range(count)]
-        return [Turn(tuple(events[:index]), event) for index, event in enumerate(events)]
-
-    async def wait(self) -> None:
-        for event in self.earlier:
-            await event.wait()
-
-    def done(self) -> None:
-        self.mine.set()
-
-
-@dataclass
-class Progress:
-    """What the loop is doing, for display: the iteration and each design in flight."""
-
-    iteration: int = 0
-    iterations: int = 0
-    stages: dict[str, Stage] = field(default_factory=dict)
-    best: tuple[str, float] | None = None
-    notify: Callable[[Progress], None] | None = None
-    iteration_done: Callable[[int], None] | None = None  # e.g. print the best designs so far
-
-    def set(self, key: str, stage: Stage) -> None:
-        self.stages[key] = stage
-        if self.notify is not None:
-            self.notify(self)
-
-    def clear(self) -> None:
-        self.stages.clear()
-        if self.notify is not None:
-            self.notify(self)
-
-
-@dataclass
-class Summary:
-    iterations_done: int
-    reference_score: float | None
-    designs: list[DesignRecord]
-    stopped: str | None = None
-    held_out: list[ComparisonRow] = field(default_factory=list)  # the final comparison
 
 
 def seed_of(*parts: object) -> int:
@@ -122,8 +68,12 @@ class Learner:
         *,
         evaluator: Evaluator | None = None,
         progress: Progress | None = None,
+        tasks: Selection | None = None,
     ) -> None:
+        """``tasks``: the build and deploy halves every evaluation of the search plays, when
+        the caller drew them already (else each evaluation draws them from the settings)."""
         self.run = run
+        self.tasks = tasks
         self.config = run.config
         self.settings = run.config.learn
         self.domain = domain
@@ -157,7 +107,7 @@ class Learner:
             if picked is not None:
                 parents = list(picked.parents)
             else:
-                candidates = [d for d in self.archive.candidates() if d.origin != "imported"]
+                candidates = self.archive.candidates()
                 reference = self.archive.reference_score() or 0.0
                 chosen = selector.select(candidates, self.settings.parents_per_iteration, reference)
                 parents = list(chosen.chosen)
@@ -236,6 +186,10 @@ class Learner:
                     continue
                 self.archive.add_design(design, parent=None, iteration=0, idea=f"reference: {name}")
                 await self._evaluate(design, name)
+        for file in self.settings.seed_files:  # the user's own designs
+            design = read_design(Path(file))
+            self.archive.add_design(design, parent=None, iteration=0, idea=f"yours: {file}")
+            await self._evaluate(design, design.name)
         scratch = [
             d for d in self.archive.designs() if d.origin == "generated" and d.iteration == 0
         ]
@@ -393,31 +347,11 @@ class Learner:
             record.name,
             record.score,
             self.archive.reference_score(),
-            self._episodes(record),
+            sample_episodes(self.run.store, record.eval_key, self.settings.analysis_episodes),
             self.domain.description,
         )
         self.archive.add_analysis(parent, iteration, analysis.model_dump())
         return analysis
-
-    def _episodes(self, record: DesignRecord) -> list[dict[str, Any]]:
-        """A bounded sample of the parent's deploy episodes: failures and successes alike."""
-        if record.eval_key is None:
-            return []
-        rows = self.run.store.query(
-            "SELECT data, success FROM episodes WHERE label=? ORDER BY id", (record.eval_key,)
-        )
-        deploy = [json.loads(row["data"]) for row in rows]
-        deploy = [d for d in deploy if d.get("phase") == "deploy"]
-        wins = [d for d in deploy if d["episode"]["outcome"]["success"]]
-        losses = [d for d in deploy if not d["episode"]["outcome"]["success"]]
-        sample: list[dict[str, Any]] = []
-        limit = self.settings.analysis_episodes
-        while (wins or losses) and len(sample) < limit:
-            for pool in (losses, wins):
-                if pool and len(sample) < limit:
-                    entry = pool.pop(0)
-                    sample.append({**entry["episode"], "phase": entry["phase"]})
-        return sample
 
     async def _verify(
         self, meta: MetaAgent, written: Implementation, key: str, *, repairs: int | None = None
@@ -445,11 +379,9 @@ class Learner:
 
     async def _evaluate(self, design: DesignSource, key: str) -> EvalResult:
         self.progress.set(key, "evaluating")
-        prewarm = getattr(self.factory, "prewarm", None)
-        if prewarm is not None:
-            prewarm()
+        self.factory.prewarm()
         result = await self.evaluator.evaluate(
-            design, self.settings.split, quick=self.settings.quick
+            design, self.settings.split, quick=self.settings.quick, tasks=self.tasks
         )
         if result.status == "incomplete":  # not a score, not even a low one: stop, resume later
             raise EvaluationIncomplete(

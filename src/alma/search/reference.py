@@ -4,6 +4,10 @@
 toolkit, its stores and the episode types straight from the classes, and wraps them with the
 rules of a valid design (``prompts/contract.txt``). Nothing is copied by hand, so the reference
 cannot drift from what the sandbox actually runs.
+
+The texts every meta step shows (the system message with the contract, the requirements of a
+new design) are built once per process and domain and kept: a run's meta steps reuse them
+rather than render them again per design.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import dataclasses
 import inspect
 import textwrap
 from collections.abc import Callable, Iterator
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from string import Template
 from typing import Any, get_args
@@ -21,9 +25,9 @@ import alma.memory.base as memory_base
 import alma.memory.toolkit as toolkit_module
 from alma.agent.actor import Actor
 from alma.memory.base import MemoryDesign
+from alma.memory.check import ALLOWED_ALMA, ALLOWED_LIBRARIES
 from alma.memory.stores import Hit, KVStore, VectorStore
 from alma.memory.toolkit import MemoryLLM, Toolkit
-from alma.sandbox.check import ALLOWED_ALMA, ALLOWED_LIBRARIES
 from alma.types import Episode, EpisodeStart, Outcome, OutcomeReason, Step, Usage
 
 #: Modules a design may import besides the standard library.
@@ -236,3 +240,23 @@ def contract_reference() -> str:
 def skeleton_design() -> str:
     """A minimal valid design showing the contract's shape (``prompts/skeleton.txt``)."""
     return prompt_template("skeleton").template
+
+
+@lru_cache(maxsize=8)
+def system_text(domain_description: str) -> str:
+    """The meta agent's system message for a domain: its role, the domain and the contract.
+
+    The same text for every step of a run, so endpoints can reuse their prompt cache."""
+    return prompt_template("system").substitute(
+        domain=domain_description.strip(), contract=contract_reference().strip()
+    )
+
+
+@cache
+def requirements_text() -> str:
+    """What a new design must meet (``prompts/requirements.txt``), with the memory caps."""
+    return (
+        prompt_template("requirements")
+        .substitute(memory_chars=memory_chars(), target_chars=target_memory_chars())
+        .strip()
+    )

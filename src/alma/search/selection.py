@@ -16,6 +16,11 @@ random sequence.
 Alternatives: ``greedy`` (top-k by score), ``uniform`` (every candidate alike) and ``novelty``
 (ALMA's rule plus a bonus for code unlike the other candidates, measured by a cheap
 deterministic token-shingle Jaccard distance).
+
+Selectors are found by name in the ``alma.selectors`` entry-point group (these four are
+alma's own entries, in its ``pyproject.toml``); a package adds one with a line
+``name = "package.module:Factory"``, where ``Factory(rng, temperature)`` builds a
+:class:`Selector`.
 """
 
 from __future__ import annotations
@@ -24,14 +29,16 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import EntryPoint, PackageNotFoundError, distribution, entry_points
 from typing import Any, Protocol
 
 import numpy as np
 
 from alma.errors import UsageError
-from alma.search.archive import DesignRecord
+from alma.search.archive_records import DesignRecord
 
-SELECTORS = ("alma", "greedy", "uniform", "novelty")
+SELECTOR_GROUP = "alma.selectors"  # the entry-point group selectors register in
 DEFAULT_SELECTOR = "alma"
 DEFAULT_TEMPERATURE = 0.5
 VISIT_PENALTY = 0.5  # the factor of ln(1 + times chosen)
@@ -59,6 +66,13 @@ class Selector(Protocol):
         ...
 
     def restore(self, state: dict[str, Any]) -> None: ...
+
+
+class SelectorFactory(Protocol):
+    """What an ``alma.selectors`` entry names: a selector class or function taking the run's
+    generator (seeded once) and the selection temperature, which it may ignore."""
+
+    def __call__(self, rng: np.random.Generator, temperature: float) -> Selector: ...
 
 
 # --------------------------------------------------------------------------- building blocks
@@ -253,6 +267,9 @@ class UniformSelector(_Seeded):
 
     name = "uniform"
 
+    def __init__(self, rng: np.random.Generator, temperature: float = DEFAULT_TEMPERATURE) -> None:
+        super().__init__(rng)  # every candidate alike: the temperature has no say
+
     def select(
         self, candidates: Sequence[DesignRecord], k: int, reference_score: float
     ) -> Selection:
@@ -270,6 +287,11 @@ class GreedySelector:
 
     name = "greedy"
 
+    def __init__(
+        self, rng: np.random.Generator | None = None, temperature: float = DEFAULT_TEMPERATURE
+    ) -> None:
+        pass  # draws nothing: neither a generator nor a temperature has a say
+
     def select(
         self, candidates: Sequence[DesignRecord], k: int, reference_score: float
     ) -> Selection:
@@ -285,21 +307,50 @@ class GreedySelector:
         return None
 
 
+# --------------------------------------------------------------------------- registry
+
+
+@cache
+def _own() -> dict[str, EntryPoint]:
+    """alma's own selectors, read from its own metadata (no scan of every installed package)."""
+    try:
+        entries = distribution("alma").entry_points.select(group=SELECTOR_GROUP)
+    except PackageNotFoundError:
+        return {}
+    return {entry.name: entry for entry in entries}
+
+
+@cache
+def _registered() -> dict[str, EntryPoint]:
+    """Every registered selector; alma's own win over another package's of the same name."""
+    return {**{entry.name: entry for entry in entry_points(group=SELECTOR_GROUP)}, **_own()}
+
+
+def selector_names() -> list[str]:
+    """The names of the registered selectors, sorted."""
+    return sorted(_registered())
+
+
 def make_selector(
     name: str = DEFAULT_SELECTOR, seed: int = 0, temperature: float = DEFAULT_TEMPERATURE
 ) -> Selector:
     """The selector called ``name``, drawing from a generator seeded once with ``seed``."""
     key = name.strip().lower()
-    if key not in SELECTORS:
+    entry = _own().get(key) or _registered().get(key)
+    if entry is None:
+        names = selector_names()
         raise UsageError(
-            f"unknown parent selector {name!r}", hint=f"choose one of: {', '.join(SELECTORS)}"
+            f"unknown parent selector {name!r}",
+            hint=f"choose one of: {', '.join(names)}"
+            if names
+            else "no selector is registered: reinstall alma (pip install -e .)",
         )
     _check_temperature(temperature)
-    rng = np.random.default_rng(seed)
-    if key == "alma":
-        return AlmaSelector(rng, temperature)
-    if key == "novelty":
-        return NoveltySelector(rng, temperature)
-    if key == "uniform":
-        return UniformSelector(rng)
-    return GreedySelector()
+    try:
+        factory: SelectorFactory = entry.load()
+    except (ImportError, AttributeError) as error:
+        raise UsageError(
+            f"parent selector {key!r} ({entry.value}) cannot be loaded: {error}",
+            hint="reinstall the package that provides it",
+        ) from None
+    return factory(np.random.default_rng(seed), temperature)

@@ -1,26 +1,26 @@
-"""``alma learn``, ``alma archive`` and ``alma show``: the search and its results on screen."""
+"""The search inside a run (``alma learn``) and what a run's archive holds (``alma archive``,
+``alma show``), as plain data; the command line draws it."""
 
 from __future__ import annotations
 
 import asyncio
-import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-
+from alma import progress
 from alma.config import AlmaConfig, load_config
 from alma.domains.registry import configured_domain, prepare_tasks
 from alma.errors import BudgetExceededError, UsageError
-from alma.evaluate.protocol import EvalResult, select_tasks
 from alma.evaluate.records import evaluation_summary
+from alma.evaluate.results import EvalResult
+from alma.evaluate.tasks import select_tasks
 from alma.memory.loading import DesignSource
 from alma.run import Run, claim_domain
 from alma.search.archive import Archive, DesignRecord
-from alma.search.loop import Learner, Progress, Summary
+from alma.search.loop import Learner
+from alma.search.state import Progress, Summary
 from alma.store import DATABASE, RunStore
 
 #: what a resumed run may change: how far it goes and where its models are, not what it means
@@ -79,58 +79,51 @@ def run_domain(run_dir: Path, asked: str | None) -> str:
 class LearnOutcome:
     run_dir: Path
     summary: Summary
+    config: AlmaConfig  # the run's settings (a resumed run's own)
+
+
+#: called after each iteration with its number and the archive's rows, best first
+IterationHook = Callable[[int, list[dict[str, Any]]], None]
 
 
 async def run_learn(
-    config: AlmaConfig, domain_name: str, run_dir: Path | None, console: Console | None
+    config: AlmaConfig,
+    domain_name: str,
+    run_dir: Path | None,
+    on_iteration: IterationHook | None = None,
+    on_start: Callable[[Path], None] | None = None,
 ) -> LearnOutcome:
+    """The search in a run (``run_dir``, or a new one); ``on_start`` gets the run's folder as
+    soon as it is open, ``on_iteration`` the archive after each iteration."""
     domain = configured_domain(config, domain_name)
     learn = config.learn
-    build, deploy = select_tasks(
+    tasks = select_tasks(
         domain, learn.split, config.eval, quick=learn.quick, seed=config.run.seed
-    )  # every evaluation of the search plays these: make their games now, with a progress bar
-    await asyncio.to_thread(prepare_tasks, domain, [*build, *deploy], progress=console is not None)
+    )  # every evaluation of the search plays these: make their games now
+    await asyncio.to_thread(prepare_tasks, domain, [*tasks[0], *tasks[1]])
     async with Run(config, run_dir, prefix="learn") as run:
+        if on_start is not None:
+            on_start(run.path)
         claim_domain(run, domain.name)
-        # a spinner on a terminal; elsewhere (a log file, a pipe) a line at each change of stage
-        status = console.status("starting") if console is not None and console.is_terminal else None
-        progress = Progress()
+        state = Progress()
         spent = run.ledger
-        shown = {"stages": ""}
 
         def show(state: Progress) -> None:
-            if console is None:
-                return
             stages = ", ".join(f"{key} {stage}" for key, stage in state.stages.items())
             best = f"best {state.best[0]} {state.best[1]:.3f}" if state.best else "no score yet"
             where = f"iteration {state.iteration}/{state.iterations} | {stages or 'between steps'}"
-            line = f"{where} | ${spent.total.cost_usd:.4f}, {spent.total.tokens:,} tokens | {best}"
-            if status is not None:
-                status.update(line)
-            elif where != shown["stages"]:
-                shown["stages"] = where
-                console.print(escape(line), highlight=False)
+            figures = f"${spent.total.cost_usd:.4f}, {spent.total.tokens:,} tokens | {best}"
+            progress.status(where, figures)
 
-        progress.notify = show
-        learner = Learner(run, domain, progress=progress)
-
-        def best_so_far(iteration: int) -> None:
-            if console is not None:
-                rows = design_rows(learner.archive)
-                table = archive_table(learner.archive, rows, limit=5)
-                table.title = f"after iteration {iteration}: best designs"
-                console.print(table)
-
-        progress.iteration_done = best_so_far
+        state.notify = show
+        learner = Learner(run, domain, progress=state, tasks=tasks)
+        if on_iteration is not None:
+            state.iteration_done = lambda number: on_iteration(number, design_rows(learner.archive))
         try:
-            if status is not None:
-                with status:
-                    summary = await learner.learn()
-            else:
-                summary = await learner.learn()
+            summary = await learner.learn()
         except BudgetExceededError as error:
             summary = learner.summary(stopped=error.message)
-        return LearnOutcome(run.path, summary)
+        return LearnOutcome(run.path, summary, config)
 
 
 def open_archive(run_dir: Path, *, read_only: bool = False) -> tuple[RunStore, Archive]:
@@ -199,85 +192,27 @@ def record_row(archive: Archive, record: DesignRecord) -> dict[str, Any]:
     }
 
 
-def archive_table(archive: Archive, rows: list[dict[str, Any]], limit: int | None = None) -> Table:
-    reference = archive.reference_score()
-    title = "designs" + (f" (reference score {reference:.3f})" if reference is not None else "")
-    table = Table(title=title)
-    for column in ("id", "name", "parent", "origin", "it", "status", "score", "gain", "$"):
-        table.add_column(column)
-    for row in rows[:limit]:
-        score = "-" if row["score"] is None else f"{row['score']:.3f} ± {row['stderr'] or 0:.3f}"
-        gain = "-" if row["gain"] is None else f"{row['gain']:+.3f}"
-        cost = "-" if row["cost_usd"] is None else f"{row['cost_usd']:.4f}"
-        table.add_row(
-            row["id"],
-            row["name"],
-            (row["parent"] or "-")[:12],
-            row["origin"],
-            str(row["iteration"]),
-            row["status"],
-            score,
-            gain,
-            cost,
-        )
-    return table
-
-
-def show_design(console: Console, archive: Archive, design_id: str, as_json: bool) -> None:
+def design_details(archive: Archive, design_id: str) -> dict[str, Any]:
+    """Everything the archive knows of one design (``alma show``)."""
     record = find_record(archive, design_id)
-    analyses = [a.analysis for a in archive.analyses(record.id)]
-    verifications = [
-        {"attempt": v.attempt, "passed": v.passed, "report": v.report}
-        for v in archive.verifications(record.id)
-    ]
-    evaluations = [
-        {
-            "role": e.role,
-            "key": e.key,
-            "split": e.split,
-            "score": e.score,
-            "error": e.error,
-            **evaluation_summary(archive.store, e.key),
-        }
-        for e in archive.evaluations(record.id)
-    ]
-    if as_json:
-        data = {
-            **record_row(archive, record),
-            "source": record.design().source,
-            "lineage": archive.lineage(record.id),
-            "analyses_of_it": analyses,
-            "verifications": verifications,
-            "evaluations": evaluations,
-        }
-        console.print_json(json.dumps(data, default=str))
-        return
-    row = record_row(archive, record)
-    console.print(f"[bold]{record.name}[/] {record.id} ({record.origin}, {record.status})")
-    console.print(f"idea: {record.idea or '-'}", highlight=False)
-    console.print(f"lineage: {' -> '.join(archive.lineage(record.id))}")
-    for evaluation in evaluations:
-        score = evaluation["score"]
-        verdict = f"{score:.3f}" if score is not None else f"no score ({evaluation['error']})"
-        console.print(
-            f"evaluation ({evaluation['role']}) on {evaluation.get('domain', '?')}/"
-            f"{evaluation['split']}: {verdict}",
-            markup=False,
-            highlight=False,
-        )
-        for role, usage in evaluation.get("usage", {}).items():
-            console.print(
-                f"  {role:<6} {usage['calls']} calls, {usage['tokens']:,} tokens, "
-                f"${usage['cost_usd']:.4f}, {usage['retries']} retries, "
-                f"{usage['errors']} failed calls",
-                highlight=False,
-            )
-    for attempt in verifications:
-        verdict = "passed" if attempt["passed"] else "failed"
-        console.print(f"verification attempt {attempt['attempt']}: {verdict}")
-    if analyses:
-        console.print("analysis of this design (latest):")
-        console.print_json(json.dumps(analyses[-1]))
-    console.print(f"gain over parent: {row['gain']}")
-    console.rule("code")
-    console.print(record.design().source, markup=False, highlight=False)
+    return {
+        **record_row(archive, record),
+        "source": record.design().source,
+        "lineage": archive.lineage(record.id),
+        "analyses_of_it": [a.analysis for a in archive.analyses(record.id)],
+        "verifications": [
+            {"attempt": v.attempt, "passed": v.passed, "report": v.report}
+            for v in archive.verifications(record.id)
+        ],
+        "evaluations": [
+            {
+                "role": e.role,
+                "key": e.key,
+                "split": e.split,
+                "score": e.score,
+                "error": e.error,
+                **evaluation_summary(archive.store, e.key),
+            }
+            for e in archive.evaluations(record.id)
+        ],
+    }

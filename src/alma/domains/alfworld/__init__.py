@@ -18,6 +18,6 @@ PDDL), :mod:`.solver` (solvability checks), :mod:`.engine` (ALFWorld's engine as
 :mod:`.generated` and :mod:`.official` (the two task sources), :mod:`.domain` (the domain).
 """
 
-from alma.domains.alfworld.domain import AlfWorldDomain, PrepareReport
+from alma.domains.alfworld.domain import AlfWorldDomain
 
-__all__ = ["AlfWorldDomain", "PrepareReport"]
+__all__ = ["AlfWorldDomain"]

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-
-from rich.console import Console
 
 from alma.domains.alfworld.dependencies import (
     DATA_ENV,
@@ -19,6 +16,7 @@ from alma.domains.alfworld.dependencies import (
 )
 from alma.domains.alfworld.generated import SEED_STRIDE, Game, GeneratedTasks
 from alma.domains.alfworld.official import DATA_FOLDER, OfficialTasks, resolve
+from alma.domains.base import PrepareReport
 from alma.errors import ConfigError, UsageError
 from alma.progress import Counter
 from alma.types import SPLITS, Split, Task
@@ -41,16 +39,6 @@ _SOURCE_NOTES = {
     "generated": _read_text("source_generated.txt"),
     "official": _read_text("source_official.txt"),
 }
-
-
-@dataclass
-class PrepareReport:
-    """What :meth:`AlfWorldDomain.prepare` did."""
-
-    generated: int = 0  # games made now
-    cached: int = 0  # games that were already in the cache
-    replaced: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # task id -> failures
-    seconds: float = 0.0
 
 
 class AlfWorldDomain:
@@ -169,7 +157,6 @@ class AlfWorldDomain:
         splits: Split | Iterable[Split | Task] | None = None,
         *,
         progress: bool = True,
-        console: Console | None = None,
     ) -> PrepareReport:
         """Generate (or find in the cache) every game of ``splits`` (a split, several, a list of
         tasks, or by default all), with a progress bar.
@@ -188,8 +175,7 @@ class AlfWorldDomain:
         tasks: Sequence[Task] = [
             t for s in chosen for t in ([s] if isinstance(s, Task) else self.tasks(s))
         ]
-        shown = (console or Console(stderr=True)) if progress else None
-        with Counter("alfworld preparing games", len(tasks), shown) as bar:
+        with Counter("alfworld preparing games", len(tasks), enabled=progress) as bar:
             for task in tasks:
                 if source.cached(task):
                     report.cached += 1

@@ -11,6 +11,6 @@ Modules: :mod:`.families` (settings, splits, seeds), :mod:`.generation` (making,
 caching games), :mod:`.env` (playing one game), :mod:`.domain` (the domain object).
 """
 
-from alma.domains.textworld.domain import Preparation, TextWorldDomain
+from alma.domains.textworld.domain import TextWorldDomain
 
-__all__ = ["Preparation", "TextWorldDomain"]
+__all__ = ["TextWorldDomain"]

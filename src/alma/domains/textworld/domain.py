@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from importlib.resources import files
 from types import ModuleType
 from typing import Any
 
+from alma.domains.base import PrepareReport
 from alma.domains.textworld.families import (
     DEFAULT_TASKS,
     FAMILIES,
@@ -56,19 +56,6 @@ def _generation() -> ModuleType:
             hint=domain_spec("textworld").install,
         ) from exc
     return generation
-
-
-@dataclass(frozen=True)
-class Preparation:
-    """What :meth:`TextWorldDomain.prepare` did."""
-
-    tasks: int
-    cached: int  # games already in the cache
-    generated: int  # games made now
-    seconds: float
-    replaced: dict[str, int] = field(default_factory=dict)  # task id -> seed used instead
-    # task id -> seconds its worker spent making the game (failed seeds included)
-    game_seconds: dict[str, float] = field(default_factory=dict)
 
 
 class TextWorldDomain:
@@ -180,7 +167,7 @@ class TextWorldDomain:
         *,
         workers: int | None = None,
         progress: bool = True,
-    ) -> Preparation:
+    ) -> PrepareReport:
         """Generates every game of ``tasks`` (a split or a task list) that is not cached yet.
 
         Runs ``workers`` generator processes at once (default: one per CPU core) and shows a
@@ -205,8 +192,7 @@ class TextWorldDomain:
             game = generation.find_cached(self._settings(task), task.seed)
             if game is not None and game.seed != task.seed:
                 replaced[task.id] = game.seed
-        return Preparation(
-            tasks=len(chosen),
+        return PrepareReport(
             cached=len(chosen) - len(missing),
             generated=len(missing),
             seconds=time.perf_counter() - started,

@@ -341,16 +341,13 @@ def generate_many(
     jobs: Sequence[tuple[GameSettings, int]], *, workers: int | None, progress: bool
 ) -> list[Settled]:
     """:func:`settle` for each (settings, seed) in a pool of ``workers`` processes (default: one
-    per core), with a progress bar on stderr; the results in the order of ``jobs``."""
-    from rich.console import Console
-
+    per core), with progress (see :mod:`alma.progress`); the results in the order of ``jobs``."""
     from alma.progress import Counter
 
     if not jobs:
         return []
     count = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    console = Console(stderr=True) if progress else None
-    bar = Counter("generating TextWorld games", len(jobs), console)
+    bar = Counter("generating TextWorld games", len(jobs), enabled=progress)
     results: dict[int, Settled] = {}
     context = multiprocessing.get_context("spawn")
     with bar, ProcessPoolExecutor(count, mp_context=context) as pool:

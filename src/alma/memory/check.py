@@ -1,9 +1,10 @@
-"""Verifying a design before it is evaluated: static checks, then a smoke run in the sandbox.
+"""Verifying a design against the memory contract: static checks, then a smoke run.
 
 The static checks are advice for whoever fixes the code (a person, or the meta agent's repair
 step): they can be fooled, and the sandbox is the boundary, not them. The smoke run is the real
-test: the design is built in a worker, given two synthetic episodes, asked to retrieve, and
-copied, with a scripted model answering its model calls.
+test: the design is built by a ``RunnerFactory`` (the sandbox, as the harness runs it), given two
+synthetic episodes, asked to retrieve, and copied, with a scripted model answering its model
+calls. Which factory is the caller's choice, so this module knows nothing of the sandbox.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ DENIED_CALLS = {"eval", "exec", "compile", "__import__", "open", "globals", "bre
 
 @dataclass(frozen=True)
 class Finding:
+    """One problem the static checks saw (errors stop the check; warnings are advice)."""
+
     severity: Severity
     message: str
     line: int | None = None
@@ -77,6 +80,8 @@ class Finding:
 
 @dataclass
 class CheckReport:
+    """What checking one design found: static findings, each smoke step's outcome, the verdict."""
+
     name: str
     findings: list[Finding] = field(default_factory=list)
     smoke: dict[str, Any] = field(default_factory=dict)  # step -> "ok" or the error
@@ -102,6 +107,7 @@ class CheckReport:
 
 
 def static_check(source: str) -> list[Finding]:
+    """What reading the source (without running it) finds against the memory contract."""
     try:
         tree = ast.parse(source)
     except SyntaxError as error:
@@ -202,12 +208,10 @@ async def smoke_run(
     try:
         runner = await factory.start(design, services, seed=0)
     except Exception as error:
-        results["construct"] = getattr(error, "message", str(error))
+        results["construct"] = str(error)  # an AlmaError's str is its message
         return results
     results["construct"] = "ok"
-    prewarm = getattr(factory, "prewarm", None)
-    if prewarm is not None:  # the next check (or evaluation) finds a worker already up
-        prewarm()
+    factory.prewarm()  # the next check (or evaluation) finds a worker already up
     source = normalise_source(design.source)  # the text the worker runs: its line numbers
 
     def failure(call: CallResult) -> str:  # where in the design, for whoever repairs it
@@ -234,7 +238,7 @@ async def smoke_run(
             again = await runner.retrieve(probe)
             results["copy"] = "ok" if again.error is None else failure(again)
         except Exception as error:
-            results["copy"] = getattr(error, "message", str(error))
+            results["copy"] = str(error)
     finally:
         await runner.close()
     return results
@@ -243,6 +247,7 @@ async def smoke_run(
 async def check_design(
     design: DesignSource, factory: RunnerFactory, *, memory_chars: int = 6000
 ) -> CheckReport:
+    """Static checks, then (when they find no error) the smoke run through ``factory``."""
     started = time.perf_counter()
     report = CheckReport(design.name, static_check(design.source))
     if not report.errors:

@@ -1,0 +1,431 @@
+"""alma as a library: the front door the command line uses, usable from Python and notebooks.
+
+Every function that does work is a coroutine (``await`` it in a notebook, ``asyncio.run`` it in
+a script) and writes a run directory, exactly as the matching command does::
+
+    import asyncio
+    from alma import api
+
+    config = api.configure(agent_model="scripted", memory_model="scripted")
+    outcome = asyncio.run(api.compare(config, "toy", ["no_memory", "reasoning_bank"]))
+    for row in outcome.rows:
+        print(row.result.design_name, row.result.score, row.gain, row.p_value)
+
+Progress (episodes played, games generated, the search's stage) goes to ``on_progress`` as
+:class:`alma.progress.ProgressEvent` values; nothing is drawn below this module. Errors are
+:class:`alma.errors.AlmaError` values with a one-line message and a hint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from alma.agent.play import PlayResult, play_one
+from alma.config import AlmaConfig, config_as_toml_dict, load_config
+from alma.domains.base import Described, PrepareReport, Preparing
+from alma.domains.registry import configured_domain, domain_label, domain_spec, domain_specs
+from alma.evaluate.compare import ComparisonRow
+from alma.evaluate.results import EvalResult
+from alma.evaluate.session import Outcome, run_evaluations
+from alma.memory.check import CheckReport
+from alma.memory.loading import DesignSource, reference_names
+from alma.progress import Listener, listening
+from alma.sandbox.session import check_file
+from alma.search.archive import Archive
+from alma.search.session import (
+    IterationHook,
+    LearnOutcome,
+    design_details,
+    design_rows,
+    find_record,
+    open_archive,
+    record_in_archive,
+    resume_config,
+    run_domain,
+    run_learn,
+)
+from alma.store import RunStore
+from alma.types import SPLITS, Split
+
+__all__ = [
+    "AlmaConfig",
+    "CheckReport",
+    "ComparisonRow",
+    "DesignSource",
+    "EvalResult",
+    "LearnOutcome",
+    "Outcome",
+    "PlayResult",
+    "PrepareReport",
+    "RunView",
+    "check",
+    "compare",
+    "configure",
+    "domain_install_steps",
+    "domain_installed",
+    "domains",
+    "embedded_models",
+    "evaluate",
+    "export",
+    "install_model",
+    "learn",
+    "models",
+    "open_run",
+    "overrides",
+    "play",
+    "prepare_domain",
+    "reference_names",
+    "report",
+    "resume",
+    "resumed_settings",
+    "settings_table",
+]
+
+
+def overrides(
+    *,
+    agent_model: str | None = None,
+    meta_model: str | None = None,
+    memory_model: str | None = None,
+    embedder: str | None = None,
+    base_url: str | None = None,
+    budget_usd: float | None = None,
+    budget_tokens: int | None = None,
+    no_cache: bool = False,
+    seed: int | None = None,
+    max_steps: int | None = None,
+    unsafe: bool = False,
+    in_process: bool = False,
+    eval: dict[str, Any] | None = None,
+    learn: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The settings a caller chose, nested like ``alma.toml``; None leaves a setting as the file
+    (or the default) has it. ``eval`` and ``learn`` take keys of those sections."""
+    return {
+        "agent": {"max_steps": max_steps},
+        "eval": eval or {},
+        "learn": learn or {},
+        "sandbox": {
+            "unsafe_no_sandbox": True if unsafe else None,
+            "mode": "in_process" if in_process else None,
+        },
+        "models": {
+            "agent": agent_model,
+            "meta": meta_model,
+            "memory": memory_model,
+            "embedder": embedder,
+        },
+        "llm": {"base_url": base_url, "cache": False if no_cache else None},
+        "budget": {"usd": budget_usd, "tokens": budget_tokens},
+        "run": {"seed": seed},
+    }
+
+
+def configure(config_path: Path | None = None, **chosen: Any) -> AlmaConfig:
+    """The settings of a run: defaults, then ``config_path`` (or ``./alma.toml``), then the
+    keyword arguments of :func:`overrides`."""
+    return load_config(config_path, overrides(**chosen))
+
+
+async def evaluate(
+    config: AlmaConfig,
+    domain: str,
+    design: str | DesignSource,
+    split: Split = "eval_in_distribution",
+    *,
+    quick: bool = False,
+    run_dir: Path | None = None,
+    on_progress: Listener | None = None,
+) -> Outcome:
+    """Score one design (a reference design's name, a ``.py`` file, or a
+    :class:`DesignSource`) with the evaluation protocol. When ``run_dir`` is a learn run and the
+    design one of its archive's, the evaluation is also listed with the design."""
+    with listening(on_progress):
+        outcome = await run_evaluations(
+            config, domain, [design], split, quick=quick, run_dir=run_dir, comparison=False
+        )
+    if isinstance(design, DesignSource) and run_dir is not None:
+        for result in outcome.results:
+            if result.scored:
+                record_in_archive(run_dir, result)
+    return outcome
+
+
+async def compare(
+    config: AlmaConfig,
+    domain: str,
+    designs: Sequence[str | DesignSource],
+    split: Split = "eval_in_distribution",
+    *,
+    quick: bool = False,
+    run_dir: Path | None = None,
+    on_progress: Listener | None = None,
+) -> Outcome:
+    """Evaluate several designs on the same tasks; each row compares one with ``no_memory``
+    (evaluated too when not named)."""
+    with listening(on_progress):
+        return await run_evaluations(
+            config, domain, list(designs), split, quick=quick, run_dir=run_dir, comparison=True
+        )
+
+
+async def learn(
+    config: AlmaConfig,
+    domain: str,
+    *,
+    run_dir: Path | None = None,
+    on_progress: Listener | None = None,
+    on_iteration: IterationHook | None = None,
+    on_start: Callable[[Path], None] | None = None,
+) -> LearnOutcome:
+    """Search for memory designs; ``on_start(run_dir)`` learns where the run is as soon as it
+    opens, ``on_iteration(number, rows)`` sees the archive after each iteration. To go on with a
+    stopped run, see :func:`resume`."""
+    with listening(on_progress):
+        return await run_learn(config, domain, run_dir, on_iteration, on_start)
+
+
+async def resume(
+    run_dir: Path,
+    chosen: dict[str, Any] | None = None,
+    *,
+    domain: str | None = None,
+    on_progress: Listener | None = None,
+    on_iteration: IterationHook | None = None,
+    on_start: Callable[[Path], None] | None = None,
+) -> LearnOutcome:
+    """Go on with the learn run in ``run_dir`` with its own settings (see
+    :func:`resumed_settings`)."""
+    config, name = resumed_settings(run_dir, chosen, domain)
+    return await learn(
+        config,
+        name,
+        run_dir=run_dir,
+        on_progress=on_progress,
+        on_iteration=on_iteration,
+        on_start=on_start,
+    )
+
+
+def resumed_settings(
+    run_dir: Path, chosen: dict[str, Any] | None = None, domain: str | None = None
+) -> tuple[AlmaConfig, str]:
+    """A learn run's own settings and domain; ``chosen`` (nested like :func:`overrides` returns)
+    may only change how far it goes and where its models are, ``domain`` only repeat it."""
+    return resume_config(run_dir, chosen or {}), run_domain(run_dir, domain)
+
+
+async def check(config: AlmaConfig, path: Path) -> CheckReport:
+    """Verify a design file: static checks, then a smoke run in the sandbox."""
+    return await asyncio.to_thread(check_file, config, path)
+
+
+async def play(
+    config: AlmaConfig,
+    domain: str,
+    *,
+    task_id: str | None = None,
+    split: Split = "train",
+    run_dir: Path | None = None,
+    render: bool = False,
+    on_progress: Listener | None = None,
+) -> PlayResult:
+    """One episode of one task with the acting agent and no memory."""
+    with listening(on_progress):
+        return await play_one(
+            config, domain, task_id=task_id, split=split, run_dir=run_dir, render=render
+        )
+
+
+class RunView:
+    """A learn run's archive, read: ``with open_run(path) as run: run.designs()``."""
+
+    def __init__(self, store: RunStore, archive: Archive) -> None:
+        self.store = store
+        self.archive = archive
+
+    def designs(self) -> list[dict[str, Any]]:
+        """Every design, best first."""
+        return design_rows(self.archive)
+
+    def design(self, design_id: str) -> dict[str, Any]:
+        """One design (by id or its first characters): code, lineage, evaluations, ..."""
+        return design_details(self.archive, design_id)
+
+    def source(self, design_id: str) -> DesignSource:
+        """The design's code, to evaluate it again."""
+        return find_record(self.archive, design_id).design()
+
+    def reference_score(self) -> float | None:
+        return self.archive.reference_score()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> RunView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_run(run_dir: Path, *, read_only: bool = True) -> RunView:
+    """A run written by ``learn`` (or an ``eval`` into a learn run), to read its archive."""
+    store, archive = open_archive(run_dir, read_only=read_only)
+    return RunView(store, archive)
+
+
+# --------------------------------------------------------------------------- what is here
+
+
+def settings_table(config: AlmaConfig) -> dict[str, Any]:
+    """The settings as ``alma.toml`` would hold them."""
+    return config_as_toml_dict(config)
+
+
+def domains(config: AlmaConfig) -> list[dict[str, Any]]:
+    """Every domain: whether it is installed, how to install it, and, when installed, its step
+    limit, tasks per split and details."""
+    rows = []
+    for spec in domain_specs().values():
+        row: dict[str, Any] = {
+            "name": spec.name,
+            "label": spec.name,
+            "installed": spec.installed(),
+            "install": spec.install or "built in",
+            "summary": spec.summary,
+            "tasks": {},
+        }
+        if row["installed"]:
+            domain = configured_domain(config, spec.name)
+            row["label"] = domain_label(domain)
+            row["step_limit"] = domain.step_limit
+            row["tasks"] = {split: len(domain.tasks(split)) for split in SPLITS}
+            row.update(domain.details if isinstance(domain, Described) else {})
+        rows.append(row)
+    return rows
+
+
+def prepare_domain(
+    config: AlmaConfig,
+    name: str,
+    splits: Sequence[Split] = SPLITS,
+    *,
+    on_progress: Listener | None = None,
+) -> dict[str, PrepareReport] | None:
+    """Make (or find cached) the games of ``splits`` now; None for a domain whose games need
+    no preparation."""
+    domain = configured_domain(config, name)
+    if not isinstance(domain, Preparing):
+        return None
+    with listening(on_progress):
+        return {split: domain.prepare(split) for split in splits}
+
+
+def domain_install_steps(name: str) -> tuple[list[list[str]], str]:
+    """The pip arguments that install a domain's packages, in order, and a note on the domain
+    (nothing to install: built in)."""
+    spec = domain_spec(name)
+    return [list(step) for step in spec.pip_steps()], spec.note or "built in"
+
+
+def domain_installed(name: str) -> bool:
+    return domain_spec(name).installed()
+
+
+def models(config: AlmaConfig) -> list[dict[str, Any]]:
+    """Every model and embedding spec, and whether it can be used here."""
+    from alma.llm.catalogue import model_rows
+
+    return model_rows(config.local.models_dir)
+
+
+def install_model(
+    config: AlmaConfig, name: str, *, on_progress: Listener | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """Install an embedded model's weights (checked by sha256); their path and status."""
+    from alma.llm.weights import install_weights, weights_status
+
+    where = config.local.models_dir
+    with listening(on_progress):
+        path = install_weights(name, cache_dir=where)
+    return path, weights_status(name, cache_dir=where)
+
+
+# --------------------------------------------------------------------------- results
+
+
+def report(run_dirs: Sequence[Path], out: Path) -> Path:
+    """One offline HTML page on one or more runs of a domain; the path written."""
+    from alma.report import write_report
+
+    return write_report(run_dirs, out)
+
+
+def export(run_dir: Path, fmt: str, out_dir: Path) -> list[Path]:
+    """A run's designs, evaluations, episodes and ledger as ``fmt`` files (csv, json or parquet;
+    the columns are in docs/report.md) in ``out_dir``; the paths written."""
+    from alma.report import export_run
+
+    return export_run(run_dir, fmt, out_dir)
+
+
+# --------------------------------------------------------------------------- designs
+
+
+def import_design(path: Path, name: str | None = None) -> DesignSource:
+    """A design file written for the original ALMA system (a ``MemoStructure`` subclass), as the
+    alma design that runs it through the compatibility layer in the sandbox (never here)."""
+    from alma.memory.alma_format import import_design as imported
+
+    return imported(path, name)
+
+
+def export_design(run_dir: Path, design_id: str, fmt: str = "alma-original") -> str:
+    """An archived design's code in another system's format (``alma-original``: the original
+    ALMA format, for designs imported from it)."""
+    from alma.errors import UsageError
+    from alma.memory.alma_format import FORMAT
+    from alma.memory.alma_format import export_design as exported
+
+    if fmt != FORMAT:
+        raise UsageError(f"unknown design format {fmt!r}", hint=f"use {FORMAT}")
+    with open_run(run_dir) as run:
+        return exported(run.source(design_id))
+
+
+def embedded_models(config: AlmaConfig, roles: Sequence[str]) -> list[str]:
+    """One line per embedded model the ``roles`` (agent, memory, meta) will use: which model,
+    for what, and whether its weights are installed or how much the first use downloads."""
+    from alma.llm.factory import parse_model_spec
+    from alma.llm.weights import catalogue, weights_status
+
+    models = config.models
+    specs = {"agent": models.agent, "memory": models.memory or models.agent, "meta": models.meta}
+    users: dict[str, list[str]] = {}
+    for role in roles:
+        spec = specs.get(role) or models.agent
+        if parse_model_spec(spec).provider == "local":
+            users.setdefault(spec, []).append(role)
+    lines = []
+    for spec, used_by in users.items():
+        name = parse_model_spec(spec).name
+        named = ", ".join(used_by[:-1]) + " and " + used_by[-1] if len(used_by) > 1 else used_by[0]
+        where = f"the {named} role" + ("s" if len(used_by) > 1 else "")
+        if name not in catalogue():
+            lines.append(f"embedded model {spec} for {where}, from {name}")
+            continue
+        status = weights_status(name, cache_dir=config.local.models_dir)
+        ready = (
+            "installed"
+            if status["installed"]
+            else f"first use downloads {status['size'] / 1e9:.1f} GB (`alma models install {name}`)"
+        )
+        lines.append(
+            f"embedded model {spec} ({status['upstream'].split('/')[-1]}, on this machine's "
+            f"CPU) for {where}; {ready}"
+        )
+    return lines
