@@ -1,4 +1,5 @@
 import json
+import os
 import socket
 import sqlite3
 from pathlib import Path
@@ -81,6 +82,9 @@ def test_render_draws_each_step_or_refuses_before_playing(
     frames = json.loads(out)["frames"]
     steps = json.loads(out)["steps_used"]
     assert code == 0 and len(frames) == steps + 1 and all("|" in frame for frame in frames)
+    code, out, _ = run(capsys, "play", "--domain", "babaisai", "--render", "--max-steps", "2")
+    summary = out.index(" steps, ")  # the episode's summary line comes after the game
+    assert code == 0 and out.index("start") < out.index("after step 2") < summary  # live
 
 
 def test_budget_reached_mid_episode(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -236,3 +240,37 @@ def test_every_command_takes_json() -> None:
     missing = [name for name, c in listed if not any("--json" in p.opts for p in c.params)]
     assert missing == ["config"], missing  # a group of commands, each with --json
     assert len(listed) > 15
+
+
+def test_help_shows_the_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "learn", "--help")
+    text = " ".join(out.replace("│", " ").split())  # the help's boxes and wrapping, undone
+    assert code == 0
+    for shown in ("model spec of the acting agent (default: local)", "(default: batched)"):
+        assert shown in text, shown
+
+
+def test_tables_fit_80_columns(tmp_path: Path) -> None:
+    import asyncio
+
+    from rich.console import Console
+
+    from alma import api
+    from alma.cli import views
+
+    config = api.configure(agent_model="scripted", meta_model="scripted", learn={"quick": True})
+    designs = ["no_memory", "trajectory_retrieval", "reasoning_bank", "dynamic_cheatsheet"]
+    compared = asyncio.run(api.compare(config, "toy", designs, quick=True, run_dir=tmp_path / "c"))
+    learned = asyncio.run(api.learn(config, "toy", run_dir=tmp_path / "l"))
+    console = Console(width=80, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    views.show_comparison(console, compared.rows, "eval_in_distribution")
+    with api.open_run(learned.run_dir) as run:
+        rows = run.designs()
+        console.print(views.archive_table(rows, run.reference_score()))
+    text = console.export_text()
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for name in designs + [row["name"] for row in rows]:  # every name on one line, unfolded
+        assert any(f" {name} " in line for line in lines), name
+    for row in rows:
+        assert row["id"][:8] in text and row["id"] not in text  # ids shortened alike

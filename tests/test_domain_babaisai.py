@@ -406,7 +406,7 @@ def test_a_draw_without_a_plan_is_replaced_and_recorded() -> None:
 
 @pytest.fixture(scope="module")
 def baba() -> BabaIsAIDomain:
-    return BabaIsAIDomain()
+    return BabaIsAIDomain(variant="alma")
 
 
 def first_task(domain: BabaIsAIDomain, family: str) -> Task:
@@ -448,10 +448,10 @@ def test_task_ids_and_params(baba: BabaIsAIDomain, split: Split, infix: str, cou
     assert len(tasks) == count == len({t.id for t in tasks})
     for task in tasks:
         family = task.params["family"]
-        assert re.fullmatch(rf"babaisai-{infix}-{re.escape(family)}-\d{{3}}", task.id)
+        assert re.fullmatch(rf"babaisai-alma-{infix}-{re.escape(family)}-\d{{3}}", task.id)
         assert task.split == split and "babaisai" not in task.description
         assert 1 <= task.params["optimal_steps"] <= STEP_LIMIT
-    assert tasks[3].id == f"babaisai-{infix}-{tasks[3].params['family']}-003"
+    assert tasks[3].id == f"babaisai-alma-{infix}-{tasks[3].params['family']}-003"
 
 
 def test_splits_are_disjoint(baba: BabaIsAIDomain) -> None:
@@ -472,7 +472,7 @@ def test_listing_tasks_is_cheap_and_never_searches(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(catalogue_module, "shortest_plan", no_search)
     started = time.perf_counter()
-    domain = BabaIsAIDomain()
+    domain = BabaIsAIDomain(variant="alma")
     total = sum(len(domain.tasks(split)) for split in SPLITS)
     assert total == 310
     assert time.perf_counter() - started < 1.0
@@ -626,7 +626,7 @@ def test_envs_in_threads_agree_with_one_thread(baba: BabaIsAIDomain) -> None:
 def test_levels_beyond_the_catalogue_are_searched_once_and_cached_on_disk(
     domain_cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    domain = BabaIsAIDomain(instances_per_family=6)
+    domain = BabaIsAIDomain(instances_per_family=6, variant="alma")
     task = next(
         t
         for t in domain.tasks("train")
@@ -634,13 +634,13 @@ def test_levels_beyond_the_catalogue_are_searched_once_and_cached_on_disk(
     )
     assert "optimal_steps" not in task.params  # not in the shipped catalogue
     moves = domain.solve(task)
-    assert (domain_cache / "babaisai" / "levels" / f"goto_win-{task.seed}.json").is_file()
+    assert (domain_cache / "babaisai" / "alma" / "levels" / f"goto_win-{task.seed}.json").is_file()
 
     def no_search(*args: object, **kwargs: object) -> None:
         raise AssertionError("the cached level should be used")
 
     monkeypatch.setattr(catalogue_module, "shortest_plan", no_search)
-    again = BabaIsAIDomain(instances_per_family=6)
+    again = BabaIsAIDomain(instances_per_family=6, variant="alma")
     assert again.solve(task) == moves
     env = again.make_env(task)
     env.reset()

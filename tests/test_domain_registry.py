@@ -52,7 +52,8 @@ def test_unknown_domain_and_task() -> None:
     )
     with pytest.raises(UnknownDomainError) as caught:  # ids that name families: examples
         find_task(get_domain("babaisai"), "nope")
-    assert (caught.value.hint or "").startswith("task ids look like babaisai-train-goto_win-000")
+    hint = caught.value.hint or ""
+    assert hint.startswith("task ids look like babaisai-balrog-train-goto_win-000")
 
 
 def test_open_env_applies_the_step_limit() -> None:

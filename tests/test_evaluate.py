@@ -84,7 +84,7 @@ def test_compare_prints_the_table(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert code == 0
     for name in FIVE:
         assert name in out
-    assert "gain vs no_memory" in out
+    assert "gain: over no_memory, paired by task" in out  # the caption says what gain is
 
 
 def test_compare_json_adds_the_reference(capsys: pytest.CaptureFixture[str]) -> None:

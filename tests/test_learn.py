@@ -14,7 +14,9 @@ import pytest
 
 from alma.cli import main
 
-LEARN = ["learn", "--domain", "toy", "--meta-model", "scripted", "--agent-model", "scripted"]
+# the paths these tests follow start from no_memory alone (no reference designs seeded)
+LEARN = ["learn", "--domain", "toy", "--seed-designs", "none"]
+LEARN += ["--meta-model", "scripted", "--agent-model", "scripted"]
 
 
 def learn(capsys: pytest.CaptureFixture[str], run_dir: Path, *extra: str) -> dict[str, Any]:
@@ -159,7 +161,7 @@ def test_a_failing_meta_model_costs_children_not_the_run(
     rules.write_text(json.dumps([{"match": ".", "response": "this is not JSON"}]))
     code = main(
         [
-            *LEARN[:3],
+            *LEARN[:5],
             "--meta-model",
             f"scripted:{rules}",
             "--agent-model",
@@ -201,7 +203,7 @@ def test_learn_starts_from_your_designs_and_compare_takes_archived_ids(
 ) -> None:
     mine = Path(__file__).parent.parent / "docs" / "examples" / "winning_routes.py"
     run_dir = tmp_path / "run"
-    args = ["learn", "--domain", "toy", "--quick", "--iterations", "1"]
+    args = ["learn", "--domain", "toy", "--quick", "--iterations", "1", "--seed-designs", "none"]
     args += ["--parents-per-iteration", "2", "--seed-design", str(mine), "--json"]
     code = main([*args, "--run-dir", str(run_dir)])
     data = json.loads(capsys.readouterr().out)
@@ -217,3 +219,20 @@ def test_learn_starts_from_your_designs_and_compare_takes_archived_ids(
                  "--run-dir", str(run_dir)])  # fmt: skip
     rows = json.loads(capsys.readouterr().out)["rows"]
     assert code == 0 and [r["design"] for r in rows] == ["no_memory", "winning_routes"]
+
+
+def test_dry_run_plans_and_bounds_what_learn_spends(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    args = [*LEARN, "--quick", "--iterations", "1", "--parents-per-iteration", "2", "--json"]
+    code = main([*args, "--dry-run", "--run-dir", str(tmp_path / "planned")])
+    planned = json.loads(capsys.readouterr().out)
+    assert code == 0 and not (tmp_path / "planned").exists()  # nothing was run
+    # the reference, the design from scratch, 1 x 2 children, 3 held-out evaluations
+    assert planned["evaluations"] == 1 + 1 + 2 + 3 and planned["episodes_per_evaluation"] == 11
+    code = main([*args, "--run-dir", str(tmp_path / "run")])
+    spent = json.loads(capsys.readouterr().out)["spend"]["by_purpose"]
+    assert code == 0
+    for role in ("agent", "meta"):  # an upper bound of what the search really spent
+        assert 0 < spent[role]["calls"] <= planned["by_role"][role]["calls"]
+        assert 0 < spent[role]["tokens"] <= planned["by_role"][role]["tokens"]

@@ -406,7 +406,7 @@ def test_the_sample_alternates_deploy_failures_and_successes(tmp_path: Path) -> 
 
     sample = sample_episodes(store, "eval-1", limit=4)
     numbers = [int(view.task.split("number ")[1].split()[0]) for view in sample]
-    assert numbers == [3, 1, 6, 2]  # failures first, each kind in the order played
+    assert numbers == [6, 2, 3, 1]  # failures first; each kind by repeat, then as played
     assert all(("phase", "deploy") in view.extras for view in sample)
     assert len(sample_episodes(store, "eval-1", limit=50)) == 5  # build episodes left out
     assert sample_episodes(store, None, limit=4) == []

@@ -118,7 +118,7 @@ class LearnConfig(_Section):
     selector: str = Field("alma", description="parent selection rule, by its registered name")
     temperature: float = Field(0.5, gt=0, description="softness of parent selection")
     seed_designs: Literal["none", "baselines"] = Field(
-        "none", description="also evaluate the reference designs before the search"
+        "baselines", description="also evaluate the reference designs before the search"
     )
     seed_files: list[str] = Field(
         default_factory=list,
@@ -175,6 +175,48 @@ class MemoryConfig(_Section):
     )
 
 
+class ExecutorConfig(_Section):
+    """Who plays the episodes: this process, or the nodes of a Ray cluster."""
+
+    kind: Literal["local", "ray"] = Field(
+        "local", description="local: episodes play in this process; ray: on a Ray cluster"
+    )
+    address: str | None = Field(
+        None,
+        description='Ray cluster to join: "auto", "ray://host:port" or "host:port" '
+        "(none: start a Ray instance on this machine)",
+    )
+    job_cpus: float = Field(
+        0.125, gt=0, description="CPUs one episode reserves on a node (it mostly waits on models)"
+    )
+    job_resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="custom Ray resources one episode needs on its node, e.g. {textworld = 1}",
+    )
+    episodes_per_player: int = Field(
+        8, ge=1, description="episodes one player process on a node plays at once"
+    )
+    max_job_retries: int = Field(
+        2, ge=0, description="times an episode whose worker or node died is played again"
+    )
+    local_cpus: int | None = Field(
+        None, ge=1, description="CPUs of the Ray instance started when no address is given"
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _known_address(cls, address: str | None) -> str | None:
+        """``auto``, ``ray://host:port`` or ``host:port``."""
+        if address is None or address == "auto":
+            return address
+        _, _, port = address.removeprefix("ray://").rpartition(":")
+        if not port.isdigit() or address.removeprefix("ray://").startswith(":"):
+            raise PydanticCustomError(
+                "ray_address", 'Input should be "auto", "ray://host:port" or "host:port"'
+            )
+        return address
+
+
 class RunConfig(_Section):
     root: Path = Field(Path("runs"), description="folder holding run directories")
     seed: int = 0
@@ -191,6 +233,7 @@ class AlmaConfig(_Section):
     sandbox: SandboxConfig = Field(default_factory=SandboxConfig)
     learn: LearnConfig = Field(default_factory=LearnConfig)
     memory: MemoryConfig = Field(default_factory=MemoryConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     run: RunConfig = Field(default_factory=RunConfig)
     # options passed to a domain when it is opened, e.g. [domains.alfworld] data_dir = "..."
     domains: dict[str, dict[str, Any]] = Field(default_factory=dict)

@@ -284,17 +284,19 @@ class Actor:
         *,
         recall: Recall | None = None,
         seed: int | None = None,
+        on_step: Callable[[Step], None] | None = None,
     ) -> Episode:
         """One episode. Budget exhaustion, model failures and environment errors end it early
         with the reason recorded; configuration errors propagate.
 
         ``memory`` is rendered into the prompt; or ``recall`` is called with the episode's start
         (after the environment is reset) to get it. ``seed`` goes to every model call of the
-        episode, so sampled episodes are reproducible and cacheable."""
+        episode, so sampled episodes are reproducible and cacheable. ``on_step`` sees each step
+        as it is played (``alma play --render`` draws the game with it)."""
         stepper = Stepper(self.step_timeout_s, name=f"alma-env-{task.id}")
         try:
             await stepper.open(functools.partial(open_env, self.domain, task, self.step_limit))
-            return await self._play(stepper, task, memory or {}, recall, seed)
+            return await self._play(stepper, task, memory or {}, recall, seed, on_step)
         except EnvironmentTimeoutError as stuck:  # opening or resetting: no step was played
             start = EpisodeStart(self.domain.name, task.description, "")
             outcome = Outcome(False, 0.0, 0, "error", stuck.message)
@@ -315,6 +317,7 @@ class Actor:
         memory: dict[str, Any],
         recall: Recall | None,
         seed: int | None,
+        on_step: Callable[[Step], None] | None = None,
     ) -> Episode:
         first = await stepper.reset()
         start = EpisodeStart(self.domain.name, task.description, first.text)
@@ -387,6 +390,8 @@ class Actor:
                     matched,
                 )
             )
+            if on_step is not None:
+                on_step(steps[-1])
             observation = result.observation
             if result.done:
                 reason = "success" if result.success else "done"

@@ -15,7 +15,7 @@ from alma.domains.base import Domain, Drawable, StepLimit, TextEnv
 from alma.domains.registry import configured_domain, find_task, open_env, prepare_tasks
 from alma.errors import UsageError
 from alma.run import Run
-from alma.types import Episode, Split, Task
+from alma.types import Episode, Split, Step, Task
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,12 @@ async def play_one(
     split: Split = "train",
     run_dir: Path | None = None,
     render: bool = False,
+    on_frame: Callable[[str], None] | None = None,
 ) -> PlayResult:
+    """One episode, saved in a run. With ``render`` the game is drawn after reset and after
+    each step as it is played (each drawing goes to ``on_frame`` at once, and all come back in
+    the result): a second copy of the game replays the agent's actions step by step (the same
+    task is always the same game)."""
     domain = configured_domain(config, domain_name)
     if task_id is not None:
         task = find_task(domain, task_id)
@@ -47,41 +52,52 @@ async def play_one(
             )
         task = tasks[config.run.seed % len(tasks)]
     await asyncio.to_thread(prepare_tasks, domain, [task])
-    if render:  # refuse before playing, not after
-        env = open_env(domain, task)
-        try:
-            _drawing(domain, env)
-        finally:
-            env.close()
-    async with Run(config, run_dir, prefix="play") as run:
-        actor = Actor.configured(
-            run.models.for_role("agent"), domain, config.agent, config.models.agent
-        )
-        progress.status(f"playing {task.id} with {config.models.agent}...")
-        episode = await actor.run(task, seed=config.run.seed)
-        run.store.add_episode(domain.name, task, episode, label="play")
-        frames = (
-            replay_frames(domain, task, [step.action for step in episode.steps]) if render else ()
-        )
-        return PlayResult(episode, task.id, run.path, run.ledger.summary(), frames)
-
-
-def replay_frames(domain: Domain, task: Task, actions: list[str]) -> tuple[str, ...]:
-    """The game drawn for humans, after reset and after each action, replayed in a fresh
-    environment (the same task is always the same game, so the replay is the episode)."""
-    env = open_env(domain, task)
+    drawing = Drawing(domain, task, on_frame) if render else None  # refused before playing
     try:
-        draw = _drawing(domain, env)
-        env.reset()
-        frames = [str(draw())]
-        for action in actions:
-            transition = env.step(action)
-            frames.append(str(draw()))
-            if transition.done:
-                break
-        return tuple(frames)
+        async with Run(config, run_dir, prefix="play") as run:
+            actor = Actor.configured(
+                run.models.for_role("agent"), domain, config.agent, config.models.agent
+            )
+            progress.status(f"playing {task.id} with {config.models.agent}...")
+            on_step = drawing.step if drawing is not None else None
+            episode = await actor.run(task, seed=config.run.seed, on_step=on_step)
+            run.store.add_episode(domain.name, task, episode, label="play")
+            frames = tuple(drawing.frames) if drawing is not None else ()
+            return PlayResult(episode, task.id, run.path, run.ledger.summary(), frames)
     finally:
-        env.close()
+        if drawing is not None:
+            drawing.close()
+
+
+class Drawing:
+    """A copy of the game that follows the agent's steps and draws each position."""
+
+    def __init__(self, domain: Domain, task: Task, on_frame: Callable[[str], None] | None) -> None:
+        self.env = open_env(domain, task)
+        self.on_frame = on_frame
+        self.frames: list[str] = []
+        self.over = False
+        try:
+            self.draw = _drawing(domain, self.env)
+            self.env.reset()
+        except BaseException:
+            self.env.close()
+            raise
+        self._show()
+
+    def _show(self) -> None:
+        frame = str(self.draw())
+        self.frames.append(frame)
+        if self.on_frame is not None:
+            self.on_frame(frame)
+
+    def step(self, step: Step) -> None:
+        if not self.over:
+            self.over = self.env.step(step.action).done
+            self._show()
+
+    def close(self) -> None:
+        self.env.close()
 
 
 def _drawing(domain: Domain, env: TextEnv) -> Callable[[], object]:

@@ -19,12 +19,14 @@ from alma.cli.options import (
     DomainOption,
     Embedder,
     EpisodesConcurrency,
+    Executor,
     InProcess,
     JsonFlag,
     MaxSteps,
     MemoryModel,
     NoCache,
     Quick,
+    RayAddress,
     RetrieveConcurrency,
     Rollout,
     RunDir,
@@ -64,6 +66,14 @@ def play(
     """Play one episode of a domain with the acting agent (no memory)."""
     config = settings(locals())
     say_models(config, ("agent",), not as_json)
+    drawn: list[str] = []
+
+    def draw(frame: str) -> None:  # as the agent plays
+        title = "start" if not drawn else f"after step {len(drawn)}"
+        drawn.append(frame)
+        out.print(f"[bold]{title}[/]")
+        out.print(frame, markup=False, highlight=False)
+
     with progress_shown(not as_json) as listener:
         result = asyncio.run(
             api.play(
@@ -73,6 +83,7 @@ def play(
                 split=check_split(split),
                 run_dir=run_dir,
                 render=render,
+                on_frame=None if as_json else draw,
                 on_progress=listener,
             )
         )
@@ -97,9 +108,6 @@ def play(
         )
     else:
         views.show_episode(out, episode, result.task_id)
-        for number, frame in enumerate(result.frames):
-            out.print(f"[bold]{'start' if number == 0 else f'after step {number}'}[/]")
-            out.print(frame, markup=False, highlight=False)
         out.print(f"run saved in {result.run_dir}")
     finish(episode)
 
@@ -142,6 +150,8 @@ def evaluate(
     max_retrieve_concurrency: RetrieveConcurrency = None,
     run_dir: RunDir = None,
     unsafe: Unsafe = False,
+    executor: Executor = None,
+    ray_address: RayAddress = None,
     in_process: InProcess = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -246,6 +256,8 @@ def compare(
     max_episodes_concurrency: EpisodesConcurrency = None,
     run_dir: RunDir = None,
     unsafe: Unsafe = False,
+    executor: Executor = None,
+    ray_address: RayAddress = None,
     in_process: InProcess = False,
     as_json: JsonFlag = False,
 ) -> None:

@@ -22,6 +22,9 @@ out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 
+D = api.AlmaConfig()  # the defaults, shown in --help (alma.toml or flags change them)
+
+
 class State:
     config_path: Path | None = None
     debug: bool = False
@@ -35,27 +38,44 @@ ConfigPath = Annotated[
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="print machine-readable JSON")]
 AgentModel = Annotated[
-    str | None, typer.Option("--agent-model", help="model spec of the acting agent")
+    str | None,
+    typer.Option(
+        "--agent-model", help=f"model spec of the acting agent (default: {D.models.agent})"
+    ),
 ]
-MetaModel = Annotated[str | None, typer.Option("--meta-model", help="model spec of the meta agent")]
+MetaModel = Annotated[
+    str | None,
+    typer.Option("--meta-model", help=f"model spec of the meta agent (default: {D.models.meta})"),
+]
 MemoryModel = Annotated[
-    str | None, typer.Option("--memory-model", help="model spec for memory designs")
+    str | None,
+    typer.Option("--memory-model", help="model spec for memory designs (default: the agent's)"),
 ]
-Embedder = Annotated[str | None, typer.Option("--embedder", help="embedding spec")]
+Embedder = Annotated[
+    str | None, typer.Option("--embedder", help=f"embedding spec (default: {D.models.embedder})")
+]
 BaseUrl = Annotated[
     str | None, typer.Option("--base-url", help="OpenAI-compatible endpoint (or OPENAI_BASE_URL)")
 ]
-BudgetUsd = Annotated[float | None, typer.Option("--budget-usd", help="stop after this spend")]
+BudgetUsd = Annotated[
+    float | None, typer.Option("--budget-usd", help="stop after this spend (default: no limit)")
+]
 BudgetTokens = Annotated[
-    int | None, typer.Option("--budget-tokens", help="stop after this many tokens")
+    int | None,
+    typer.Option("--budget-tokens", help="stop after this many tokens (default: no limit)"),
 ]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="do not reuse cached model answers")]
-Seed = Annotated[int | None, typer.Option("--seed", help="seed of the run")]
+Seed = Annotated[
+    int | None, typer.Option("--seed", help=f"seed of the run (default: {D.run.seed})")
+]
 MaxSteps = Annotated[
     int | None,
-    typer.Option("--max-steps", help="end episodes sooner than the domain's step limit"),
+    typer.Option("--max-steps", help="end episodes sooner (default: the domain's step limit)"),
 ]
-RunDir = Annotated[Path | None, typer.Option("--run-dir", help="run directory to write")]
+RunDir = Annotated[
+    Path | None,
+    typer.Option("--run-dir", help="run directory to write (default: runs/<command>-<time>)"),
+]
 InProcess = Annotated[
     bool,
     typer.Option("--in-process", help="run designs inside alma, unisolated (trusted code only)"),
@@ -66,23 +86,54 @@ Unsafe = Annotated[
         "--unsafe-no-sandbox", help="run designs even where no isolation is available (risky)"
     ),
 ]
+Executor = Annotated[
+    str | None,
+    typer.Option(
+        "--executor", help=f"who plays the episodes: local or ray (default: {D.executor.kind})"
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help='Ray cluster: "auto", "ray://host:port" or "host:port" (default: start one here)',
+    ),
+]
 Rollout = Annotated[
-    str | None, typer.Option("--rollout", help="batched (memory frozen) or sequential")
+    str | None,
+    typer.Option(
+        "--rollout", help=f"batched (memory frozen) or sequential (default: {D.eval.rollout})"
+    ),
 ]
 Quick = Annotated[bool, typer.Option("--quick", help="5 tasks: 2 build, 3 deploy")]
 Tasks = Annotated[
-    int | None, typer.Option("--tasks", "--train-size", help="tasks of the split to use")
+    int | None,
+    typer.Option(
+        "--tasks", "--train-size", help="tasks of the split to use (default: 20, or all if fewer)"
+    ),
 ]
 SplitOption = Annotated[str, typer.Option("--split", help="train, eval_in_distribution, ...")]
 DomainOption = Annotated[str, typer.Option("--domain", "-d", help="domain (see alma domains)")]
 EpisodesConcurrency = Annotated[
-    int | None, typer.Option("--max-episodes-concurrency", help="episodes played at once")
+    int | None,
+    typer.Option(
+        "--max-episodes-concurrency",
+        help=f"episodes played at once (default: {D.eval.max_episodes_concurrency})",
+    ),
 ]
 UpdateConcurrency = Annotated[
-    int | None, typer.Option("--max-update-concurrency", help="1 = updates in task order")
+    int | None,
+    typer.Option(
+        "--max-update-concurrency",
+        help=f"1 = updates in task order (default: {D.eval.max_update_concurrency})",
+    ),
 ]
 RetrieveConcurrency = Annotated[
-    int | None, typer.Option("--max-retrieve-concurrency", help="retrieves at once")
+    int | None,
+    typer.Option(
+        "--max-retrieve-concurrency",
+        help=f"retrieves at once (default: {D.eval.max_retrieve_concurrency})",
+    ),
 ]
 
 
@@ -109,6 +160,8 @@ TOP_FLAGS = (
     "max_steps",
     "unsafe",
     "in_process",
+    "executor",
+    "ray_address",
 )
 EVAL_FLAGS = {
     "rollout": "rollout",

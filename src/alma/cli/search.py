@@ -15,13 +15,16 @@ from alma.cli.options import (
     BaseUrl,
     BudgetTokens,
     BudgetUsd,
+    D,
     Embedder,
+    Executor,
     JsonFlag,
     MaxSteps,
     MemoryModel,
     MetaModel,
     NoCache,
     Quick,
+    RayAddress,
     Rollout,
     RunDir,
     Seed,
@@ -43,7 +46,8 @@ def learn(
         typer.Option("--domain", "-d", help="domain (see alma domains); a resumed run knows it"),
     ] = None,
     iterations: Annotated[
-        int | None, typer.Option("--iterations", help="search iterations")
+        int | None,
+        typer.Option("--iterations", help=f"search iterations (default: {D.learn.iterations})"),
     ] = None,
     meta_model: MetaModel = None,
     agent_model: AgentModel = None,
@@ -51,24 +55,42 @@ def learn(
     embedder: Embedder = None,
     base_url: BaseUrl = None,
     train_size: Annotated[
-        int | None, typer.Option("--train-size", "--tasks", help="train tasks per evaluation")
+        int | None,
+        typer.Option("--train-size", "--tasks", help="train tasks per evaluation (default: 20)"),
     ] = None,
     rollout: Rollout = None,
     quick: Quick = False,
     selector: Annotated[
-        str | None, typer.Option("--selector", help="alma, greedy, uniform or novelty")
+        str | None,
+        typer.Option(
+            "--selector", help=f"alma, greedy, uniform or novelty (default: {D.learn.selector})"
+        ),
     ] = None,
     parents: Annotated[
-        int | None, typer.Option("--parents-per-iteration", help="parents per iteration")
+        int | None,
+        typer.Option(
+            "--parents-per-iteration",
+            help=f"parents per iteration (default: {D.learn.parents_per_iteration})",
+        ),
     ] = None,
     temperature: Annotated[
-        float | None, typer.Option("--temperature", help="softness of parent selection")
+        float | None,
+        typer.Option(
+            "--temperature", help=f"softness of parent selection (default: {D.learn.temperature})"
+        ),
     ] = None,
     seed_designs: Annotated[
-        str | None, typer.Option("--seed-designs", help="none or baselines")
+        str | None,
+        typer.Option(
+            "--seed-designs",
+            help=f"none or baselines (the reference designs) (default: {D.learn.seed_designs})",
+        ),
     ] = None,
     max_repairs: Annotated[
-        int | None, typer.Option("--max-repairs", help="repair rounds per design")
+        int | None,
+        typer.Option(
+            "--max-repairs", help=f"repair rounds per design (default: {D.learn.max_repairs})"
+        ),
     ] = None,
     seed_design: Annotated[
         list[Path] | None,
@@ -83,7 +105,13 @@ def learn(
     resume: Annotated[
         Path | None, typer.Option("--resume", help="run directory to go on with")
     ] = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="print what the search would run and spend, then stop"),
+    ] = False,
     unsafe: Unsafe = False,
+    executor: Executor = None,
+    ray_address: RayAddress = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Search for memory designs: analyse, implement, verify, evaluate, archive; repeat."""
@@ -100,6 +128,13 @@ def learn(
     else:
         config = api.configure(state.config_path, **flags)
     assert domain is not None
+    if dry_run:
+        planned = api.estimate(config, domain)
+        if as_json:
+            print_json(planned)
+        else:
+            views.show_estimate(out, planned)
+        return
     say_models(config, ("meta", "agent", "memory"), not as_json)
 
     def best_so_far(iteration: int, rows: list[dict[str, Any]]) -> None:
@@ -134,6 +169,7 @@ def learn(
                     "stopped": summary.stopped,
                     "designs": rows,
                     "held_out": [row.as_dict() for row in summary.held_out],
+                    "spend": outcome.spend,
                 }
             )
         else:
@@ -141,6 +177,7 @@ def learn(
             if summary.held_out:
                 split = f"held-out {outcome.config.learn.held_out} tasks"
                 views.show_comparison(out, summary.held_out, split)
+            views.show_spend(out, outcome.spend)
             out.print(f"run saved in {outcome.run_dir}; resume with --resume {outcome.run_dir}")
     if summary.stopped:
         raise BudgetExceededError(

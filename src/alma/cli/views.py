@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (
@@ -150,52 +151,126 @@ def show_result(console: Console, result: EvalResult) -> None:
         console.print(f"  [red]{what}[/]: {escape(result.error)}", highlight=False)
 
 
+ID_CHARS = 8  # ids as tables show them: enough to tell designs apart, and to type
+
+
 def show_comparison(console: Console, rows: Sequence[ComparisonRow], split: str) -> None:
-    table = Table(title=f"designs on {split} (deploy score, 95% CI over tasks)")
-    columns = ("design", "score", "95% CI", "gain vs no_memory", "p", "tok/ep", "mem tok/ep")
-    for column in (*columns, "mem $/ep"):
-        table.add_column(column, justify="left" if column == "design" else "right")
+    table = Table(
+        title=f"designs on {split}",
+        caption="score: deploy success rate ± its standard error over repeats; 95% CI over "
+        "tasks; gain: over no_memory, paired by task, with its p-value; tokens and $ per episode",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+        caption_justify="left",
+    )
+    table.add_column("design", overflow="fold", ratio=1)
+    for column in ("score", "95% CI", "gain", "p", "tokens", "$"):
+        table.add_column(column, justify="right", no_wrap=True)
     for row in rows:
         result = row.result
         gain = row.versus_reference
         scored = result.scored
+        tokens = row.per_episode("agent", "tokens") + row.per_episode("memory", "tokens")
+        dollars = row.per_episode("agent", "cost_usd") + row.per_episode("memory", "cost_usd")
         table.add_row(
-            result.design_name
+            escape(result.design_name)
             + ("" if scored else f" [red]({result.status.replace('_', ' ')})[/]"),
-            f"{result.score:.3f} ± {result.stderr:.3f}" if scored else "-",
-            f"[{result.ci95[0]:.2f}, {result.ci95[1]:.2f}]" if scored else "-",
-            "-" if gain is None else f"{gain.gain:+.3f} [{gain.ci_low:+.2f}, {gain.ci_high:+.2f}]",
-            "-" if gain is None else f"{gain.p_value:.3f}",
-            f"{row.per_episode('agent', 'tokens') + row.per_episode('memory', 'tokens'):,.0f}",
-            f"{row.per_episode('memory', 'tokens'):,.0f}",
-            f"{row.per_episode('memory', 'cost_usd'):.5f}",
+            f"{result.score:.2f}±{result.stderr:.2f}" if scored else "-",
+            f"{result.ci95[0]:.2f}-{result.ci95[1]:.2f}" if scored else "-",
+            "-" if gain is None else f"{gain.gain:+.2f}",
+            "-" if gain is None else _p_value(gain.p_value),
+            _count(tokens),
+            f"{dollars:.4f}",
         )
     console.print(table)
+
+
+def _p_value(p: float) -> str:
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _count(value: float) -> str:
+    """A count for people: 950, 12.3k, 4.1M."""
+    if value >= 1e6:
+        return f"{value / 1e6:.1f}M"
+    return f"{value / 1e3:.1f}k" if value >= 1e4 else f"{value:,.0f}"
 
 
 def archive_table(
     rows: list[dict[str, Any]], reference: float | None, limit: int | None = None
 ) -> Table:
     title = "designs" + (f" (reference score {reference:.3f})" if reference is not None else "")
-    table = Table(title=title)
-    for column in ("id", "name", "parent", "origin", "it", "status", "score", "gain", "$"):
-        table.add_column(column)
+    paid = any(row["cost_usd"] for row in rows)  # free models (local, scripted): no $ column
+    table = Table(
+        title=title,
+        caption="score: train success rate ± standard error over repeats; gain: over its "
+        "parent; it: iteration"
+        + ("; $: its evaluation's spend" if paid else "")
+        + " (`alma show RUN ID` for the rest)",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+        caption_justify="left",
+    )
+    table.add_column("id", no_wrap=True)
+    table.add_column("name", overflow="fold", ratio=1)
+    table.add_column("parent", no_wrap=True)
+    table.add_column("it", justify="right", no_wrap=True)
+    table.add_column("status", overflow="fold")
+    for column in ("score", "gain", *(("$",) if paid else ())):
+        table.add_column(column, justify="right", no_wrap=True)
     for row in rows[:limit]:
-        score = "-" if row["score"] is None else f"{row['score']:.3f} ± {row['stderr'] or 0:.3f}"
-        gain = "-" if row["gain"] is None else f"{row['gain']:+.3f}"
+        score = "-" if row["score"] is None else f"{row['score']:.2f}±{row['stderr'] or 0:.2f}"
+        gain = "-" if row["gain"] is None else f"{row['gain']:+.2f}"
         cost = "-" if row["cost_usd"] is None else f"{row['cost_usd']:.4f}"
+        parent = row["parent"][:ID_CHARS] if row["parent"] else _ORIGINS.get(row["origin"], "-")
         table.add_row(
-            row["id"],
-            row["name"],
-            (row["parent"] or "-")[:12],
-            row["origin"],
+            row["id"][:ID_CHARS],
+            escape(row["name"]),
+            parent,
             str(row["iteration"]),
-            row["status"],
+            row["status"].replace("_", " "),
             score,
             gain,
-            cost,
+            *((cost,) if paid else ()),
         )
     return table
+
+
+_ORIGINS = {"reference": "(ref)", "imported": "(yours)"}  # designs without a parent
+
+
+def show_estimate(console: Console, planned: dict[str, Any]) -> None:
+    """``alma learn --dry-run``: the plan and its cost, at most."""
+    console.print(
+        f"{planned['domain']}: {planned['evaluations']} evaluations x "
+        f"{planned['episodes_per_evaluation']} episodes = {planned['episodes']:,} episodes of at "
+        f"most {planned['step_limit']} steps",
+        highlight=False,
+    )
+    for role, spend in {**planned["by_role"], "total": planned["total"]}.items():
+        model = planned["models"].get(role, "")
+        console.print(
+            f"{role:<6}{spend['calls']:>8,} calls {_count(spend['tokens']):>7} tokens  "
+            f"${spend['cost_usd']:.2f}  {model}",
+            highlight=False,
+        )
+    console.print(
+        "at most: episodes counted to the step limit, meta steps to their prompt budget and "
+        "every repair; memory designs' own model calls not included",
+        highlight=False,
+    )
+
+
+def show_spend(console: Console, spend: dict[str, Any]) -> None:
+    """What a run spent, by role, in one line each."""
+    for role, tally in {**spend.get("by_purpose", {}), "total": spend.get("total", {})}.items():
+        console.print(
+            f"{role:<7}{int(tally.get('calls', 0)):>7,} calls {_count(tally.get('tokens', 0)):>7}"
+            f" tokens  ${float(tally.get('cost_usd', 0.0)):.4f}",
+            highlight=False,
+        )
 
 
 def show_design(console: Console, data: dict[str, Any]) -> None:
@@ -225,7 +300,8 @@ def show_design(console: Console, data: dict[str, Any]) -> None:
     if data["analyses_of_it"]:
         console.print("analysis of this design (latest):")
         console.print_json(json.dumps(data["analyses_of_it"][-1]))
-    console.print(f"gain over parent: {data['gain']}")
+    gain = data["gain"]
+    console.print(f"gain over parent: {'-' if gain is None else f'{gain:+.3f}'}")
     console.rule("code")
     console.print(data["source"], markup=False, highlight=False)
 

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from alma.agent.actor import Actor
+from alma.config import AlmaConfig
+from alma.llm.ledger import Ledger
 from alma.memory.runner import CallResult
+from alma.store import RunStore
 from alma.types import Episode, EpisodeStart, Task
 
 Phase = Literal["build", "deploy"]
@@ -45,9 +48,15 @@ class EpisodeResult:
 
 
 class Lane(Protocol):
-    """What a running evaluation lends its executor."""
+    """What a running evaluation lends its executor: the acting agent and the named memories;
+    for an executor that plays elsewhere, the run's settings and domain (to rebuild the agent
+    there), the evaluation's ledger (to record the calls made there) and the run's database."""
 
     actor: Actor
+    config: AlmaConfig
+    domain_name: str
+    ledger: Ledger
+    store: RunStore
 
     async def retrieve(self, memory: str, start: EpisodeStart) -> CallResult:
         """The named memory's answer to ``start`` (recorded and guarded by the evaluation)."""

@@ -124,13 +124,22 @@ class Evaluator:
         self.run = run
         self.config = run.config
         self.domain = domain
-        settings = self.config.eval
         self.runner_factory = runner_factory or factory_from_config(self.config, run.path)
         run.store.set_meta("sandbox", self.runner_factory.description)
         self.runner_factory.prewarm()  # a worker starts while the run gets ready
         run.closers.append(self.runner_factory.close)
-        self.executor = executor or LocalExecutor(settings.max_episodes_concurrency)
+        self.executor = executor or self._configured_executor()
         self.records = EvaluationRecords(run.store)
+
+    def _configured_executor(self) -> Executor:
+        """The executor ``[executor] kind`` names; one that holds a cluster closes with the run."""
+        if self.config.executor.kind == "local":
+            return LocalExecutor(self.config.eval.max_episodes_concurrency)
+        from alma.evaluate.ray_executor import RayExecutor
+
+        ray = RayExecutor.connect(self.config)
+        self.run.closers.append(ray.aclose)
+        return ray
 
     def evaluation_key(
         self, design: DesignSource, split: Split, tasks: Sequence[Task], quick: bool
@@ -244,6 +253,9 @@ class _Session:
         self.recorded = recorded  # finished episodes of an earlier attempt
         self.guard = DesignGuard()
         self.planned_calls = 0
+        self.config = evaluator.config
+        self.domain_name = evaluator.domain.name
+        self.store = evaluator.run.store
         self.actor = evaluator._actor(ledger)
         self.services = evaluator._services(ledger)
         settings = evaluator.config.eval

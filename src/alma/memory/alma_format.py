@@ -20,7 +20,7 @@ import sys
 from importlib import util
 from pathlib import Path
 
-from alma.memory.loading import DesignLoadError, DesignSource, normalise_source
+from alma.memory.loading import DesignLoadError, DesignSource, normalise_source, read_source
 
 FORMAT = "alma-original"
 
@@ -196,16 +196,7 @@ def import_design(path: Path, name: str | None = None) -> DesignSource:
     """An ALMA-format design file as an alma design (``origin`` ``imported``), named ``name``
     or after the file. Raises :class:`DesignLoadError` (one line and a hint) for a file that
     cannot be read, is not in the ALMA format, or needs what alma cannot provide."""
-    try:
-        source = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise DesignLoadError(
-            f"design file {path} is not UTF-8 text", hint="save it as UTF-8 Python source"
-        ) from None
-    except OSError as error:
-        raise DesignLoadError(
-            f"cannot read design file {path}: {error.strerror}", hint="check the path"
-        ) from None
+    source = read_source(path)
     design_name = name or path.stem
     if not is_alma_format(source):
         raise DesignLoadError(

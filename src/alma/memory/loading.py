@@ -132,12 +132,10 @@ def parse_design(design: DesignSource) -> ast.Module:
     return tree
 
 
-def read_design(path: Path) -> DesignSource:
-    """A design file's source, named after the file: read and parsed, never run. A file in the
-    original ALMA format (a ``MemoStructure`` subclass) becomes the alma design that runs it
-    through the compatibility layer (see :mod:`alma.memory.alma_format`)."""
+def read_source(path: Path) -> str:
+    """A design file's text, or a one-line error saying why it cannot be read."""
     try:
-        source = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise DesignLoadError(
             f"design file {path} is not UTF-8 text", hint="save it as UTF-8 Python source"
@@ -146,6 +144,13 @@ def read_design(path: Path) -> DesignSource:
         raise DesignLoadError(
             f"cannot read design file {path}: {error.strerror}", hint="check the path"
         ) from None
+
+
+def read_design(path: Path) -> DesignSource:
+    """A design file's source, named after the file: read and parsed, never run. A file in the
+    original ALMA format (a ``MemoStructure`` subclass) becomes the alma design that runs it
+    through the compatibility layer (see :mod:`alma.memory.alma_format`)."""
+    source = read_source(path)
     from alma.memory import alma_format  # it builds on this module
 
     if alma_format.is_alma_format(source):  # written for the original system: wrapped, not run

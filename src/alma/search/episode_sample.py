@@ -204,10 +204,13 @@ def _alternate(items: Sequence[Item], success: Callable[[Item], bool]) -> list[I
 
 def sample_episodes(store: RunStore, eval_key: str | None, limit: int) -> list[EpisodeView]:
     """Up to ``limit`` deploy episodes of the evaluation ``eval_key`` (none without one),
-    failures and successes alternately, each kind in the order it was played."""
+    failures and successes alternately, each kind by repeat and task (not in the order they
+    finished, which depends on timing: the same evaluation always gives the same sample)."""
     if eval_key is None or limit <= 0:
         return []
-    deploy = store.episodes(eval_key, phase="deploy")
+    deploy = sorted(
+        store.episodes(eval_key, phase="deploy"), key=lambda stored: (stored.repeat, stored.task_id)
+    )
     chosen = _alternate(deploy, lambda stored: stored.episode.outcome.success)[:limit]
     return [EpisodeView.from_episode(stored.episode, phase=stored.phase) for stored in chosen]
 

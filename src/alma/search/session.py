@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ RESUMABLE = {
     ("llm", "base_url"),
     ("llm", "cache"),
     ("sandbox", "unsafe_no_sandbox"),
+    ("executor", "kind"),
+    ("executor", "address"),
 }
 
 
@@ -80,6 +82,7 @@ class LearnOutcome:
     run_dir: Path
     summary: Summary
     config: AlmaConfig  # the run's settings (a resumed run's own)
+    spend: dict[str, Any] = field(default_factory=dict)  # the run's ledger: by role and total
 
 
 #: called after each iteration with its number and the archive's rows, best first
@@ -123,7 +126,7 @@ async def run_learn(
             summary = await learner.learn()
         except BudgetExceededError as error:
             summary = learner.summary(stopped=error.message)
-        return LearnOutcome(run.path, summary, config)
+        return LearnOutcome(run.path, summary, config, run.ledger.summary())
 
 
 def open_archive(run_dir: Path, *, read_only: bool = False) -> tuple[RunStore, Archive]:

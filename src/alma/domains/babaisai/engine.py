@@ -1,4 +1,4 @@
-"""The rules engine of BabaIsAI: pieces on a grid, rules read from rule tiles, one step at a time.
+"""The rules engine of the ``alma`` variant of BabaIsAI: pieces on a grid, rules from tiles.
 
 A *board* is a rectangle of ``width`` x ``height`` cells; outside it nothing can go (the edge is
 not a piece and no rule changes it). On the board stand *pieces*: objects (``baba``, ``wall``,
@@ -363,8 +363,9 @@ def _walk(board: Board, state: State, masks: tuple[int, ...], move: str) -> Stat
     """The state after a plain step of the only `you` object, or None if the step is not plain.
 
     A plain step (the common case, and the one a search takes most) moves the one `you` object
-    onto a cell where nothing pushes, stops, wins, defeats, opens or shuts, or into the edge;
-    under rules with no pull, transformation or destruction nothing else can then happen.
+    onto a cell where nothing pushes, stops, wins, defeats, opens or shuts, or into the edge,
+    and the object is not itself `win`; under rules with no pull, transformation or destruction
+    nothing else can then happen, and the level is still being played.
     """
     you = -1
     for i, v in enumerate(state):
@@ -375,6 +376,8 @@ def _walk(board: Board, state: State, masks: tuple[int, ...], move: str) -> Stat
     if you < 0:
         return None
     value = state[you]
+    if masks[value & _KIND] & WIN:  # a `you` that is also `win` has won wherever it ends up
+        return None
     target = board.neighbours[move][value >> _SHIFT]
     if target < 0:
         return state
