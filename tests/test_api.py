@@ -47,6 +47,8 @@ def test_learn_then_read_the_run(tmp_path: Path) -> None:
         )
     )
     assert seen == list(range(1, config.learn.iterations + 1))
+    page = (outcome.run_dir / "report.html").read_text(encoding="utf-8")  # kept up to date
+    assert page.lstrip().lower().startswith("<!doctype html") and "held" in page.lower()
     with api.open_run(outcome.run_dir) as run:
         rows = run.designs()
         best = run.design(rows[0]["id"][:6])

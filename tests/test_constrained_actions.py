@@ -134,11 +134,13 @@ async def test_the_evaluation_key_includes_the_resolved_setting(tmp_path: Path) 
         ("local-auto", "local-small", "auto"),
         ("local-on", "local-small", True),
         ("local-off", "local-small", False),
+        ("local-skip", "local-small", "skip"),
     ]:
+        skip = setting == "skip"
         config = load_config(
             overrides={
                 "models": {"agent": agent},
-                "agent": {"constrain_actions": setting},
+                "agent": {"constrain_actions": "auto" if skip else setting, "skip_no_ops": skip},
                 "sandbox": {"mode": "in_process"},  # no worker: only the key is asked for
             }
         )
@@ -150,6 +152,7 @@ async def test_the_evaluation_key_includes_the_resolved_setting(tmp_path: Path) 
     # what matters is the resolved setting, not how it was written
     assert keys["scripted-auto"] == keys["scripted-off"] != keys["scripted-on"]
     assert keys["local-auto"] == keys["local-on"] != keys["local-off"]
+    assert keys["local-skip"] not in (keys["local-on"], keys["local-off"])  # never mixed
 
 
 async def test_native_json_schema_keeps_the_prompt_append_only() -> None:
@@ -188,3 +191,24 @@ async def test_native_json_schema_keeps_the_prompt_append_only() -> None:
     ]
     systems = {messages[0]["content"] for messages in as_object}
     assert len(systems) == len({tuple(e) for e in enums})  # a new system message per action set
+
+
+async def test_skip_no_ops_offers_no_action_that_changed_nothing_here() -> None:
+    """An action that left an observation unchanged is not offered again in that observation
+    (a small model's loop on `look` ends), while every other admissible action stays."""
+    seen: list[tuple[str, ...]] = []
+
+    def looker(messages: Sequence[Message], schema: type[BaseModel] | None) -> dict[str, Any]:
+        assert schema is not None
+        offered = tuple(schema.model_json_schema()["properties"]["action"]["enum"])
+        seen.append(offered)
+        return {"thought": "", "action": "look" if "look" in offered else offered[0]}
+
+    actor = Actor(ScriptedLLM(looker), TOY, max_steps=3, constrain_actions=True, skip_no_ops=True)
+    episode = await actor.run(TASK, seed=1)
+    assert [step.action for step in episode.steps][:1] == ["look"]
+    assert "look" in seen[0] and "look" not in seen[1]  # it changed nothing: not offered again
+    assert set(seen[1]) == set(seen[0]) - {"look"}
+    stays = Actor(ScriptedLLM(looker), TOY, max_steps=3, constrain_actions=True)
+    repeated = await stays.run(TASK, seed=1)
+    assert [step.action for step in repeated.steps] == ["look"] * 3  # without it: a loop

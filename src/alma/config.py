@@ -97,6 +97,11 @@ class AgentConfig(_Section):
         description="make the answer's action an enum of the admissible actions, when the game "
         "lists them (grammar-enforced on the embedded models); auto: on for local models only",
     )
+    skip_no_ops: bool = Field(
+        False,
+        description="offer no action that already left the very same observation unchanged "
+        "(breaks a small model's loops; the episode's game is not changed)",
+    )
 
 
 class EvalConfig(_Section):

@@ -13,6 +13,7 @@ answer outside them fails validation (one repair round, then an invalid step).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import json
 import logging
@@ -254,6 +255,7 @@ class Actor:
     max_steps: int | None = None  # a cap below the domain's step limit (quick trials)
     step_timeout_s: float = 60.0  # wall-clock limit of one environment call
     constrain_actions: bool = False  # action: an enum of the admissible actions, when listed
+    skip_no_ops: bool = False  # leave out of the list what changed nothing from here before
 
     @classmethod
     def configured(cls, llm: LLM, domain: Domain, settings: AgentConfig, agent_model: str) -> Actor:
@@ -270,6 +272,7 @@ class Actor:
             max_steps=settings.max_steps,
             step_timeout_s=settings.step_timeout_s,
             constrain_actions=constrains_actions(settings.constrain_actions, agent_model),
+            skip_no_ops=settings.skip_no_ops,
         )
 
     @property
@@ -303,6 +306,15 @@ class Actor:
             return Episode(start=start, steps=(), outcome=outcome, memory=memory or {})
         finally:
             await stepper.close()
+
+    def _offered(self, observation: Observation, no_ops: dict[str, set[str]]) -> Observation:
+        """The observation with the actions to offer: with ``skip_no_ops``, those that already
+        left this very observation unchanged are left out (while any other remains)."""
+        tried = no_ops.get(observation.text)
+        if not self.skip_no_ops or not tried or not observation.actions:
+            return observation
+        fresh = tuple(action for action in observation.actions if action not in tried)
+        return dataclasses.replace(observation, actions=fresh) if fresh else observation
 
     def _schema(self, observation: Observation) -> type[AgentStep]:
         """The schema of the next answer: constrained to the admissible actions when on."""
@@ -338,11 +350,13 @@ class Actor:
         transition: Transition | None = None
         reason: OutcomeReason = "step_limit"
         error: str | None = None
+        no_ops: dict[str, set[str]] = {}  # observation -> actions that left it unchanged
         for index in range(limit):
-            schema = self._schema(observation)
+            offered = self._offered(observation, no_ops)
+            schema = self._schema(offered)
             try:
                 completion = await self.llm.complete(
-                    history.messages(system, actions_text(observation)),
+                    history.messages(system, actions_text(offered)),
                     schema=schema,
                     max_tokens=self.max_tokens,
                     temperature=self.temperature,
@@ -392,6 +406,8 @@ class Actor:
             )
             if on_step is not None:
                 on_step(steps[-1])
+            if result.observation.text == observation.text:  # the action changed nothing
+                no_ops.setdefault(observation.text, set()).add(action)
             observation = result.observation
             if result.done:
                 reason = "success" if result.success else "done"

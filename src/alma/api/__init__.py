@@ -70,6 +70,9 @@ __all__ = [
     "PlayResult",
     "PrepareReport",
     "RunView",
+    "analyse_scaling",
+    "analyse_shift",
+    "analyse_transfer",
     "check",
     "compare",
     "configure",
@@ -195,10 +198,29 @@ async def learn(
     on_start: Callable[[Path], None] | None = None,
 ) -> LearnOutcome:
     """Search for memory designs; ``on_start(run_dir)`` learns where the run is as soon as it
-    opens, ``on_iteration(number, rows)`` sees the archive after each iteration. To go on with a
-    stopped run, see :func:`resume`."""
+    opens, ``on_iteration(number, rows)`` sees the archive after each iteration. The run folder's
+    ``report.html`` is rewritten after each iteration and at the end (refresh a browser tab to
+    follow a long search). To go on with a stopped run, see :func:`resume`."""
+    from alma.report import live_report
+
+    refresh: list[IterationHook] = []
+
+    def started(path: Path) -> None:
+        refresh.append(live_report(path))
+        if on_start is not None:
+            on_start(path)
+
+    def iterated(number: int, rows: list[dict[str, Any]]) -> None:
+        if on_iteration is not None:
+            on_iteration(number, rows)
+        for hook in refresh:
+            hook(number, rows)
+
     with listening(on_progress):
-        return await run_learn(config, domain, run_dir, on_iteration, on_start)
+        outcome = await run_learn(config, domain, run_dir, iterated, started)
+    for hook in refresh:  # the final page, with the held-out comparison
+        hook(outcome.summary.iterations_done, [])
+    return outcome
 
 
 async def resume(
@@ -347,3 +369,51 @@ def estimate(config: AlmaConfig, domain: str) -> dict[str, Any]:
     from alma.search.estimate import estimate_learn
 
     return estimate_learn(config, domain).as_dict()
+
+
+# --------------------------------------------------------------------------- analyses
+
+
+async def analyse_shift(
+    run_dir: Path,
+    split: Split = "eval_out_of_distribution",
+    *,
+    on_progress: Listener | None = None,
+) -> Outcome:
+    """Learning under distribution shift: the run's best learned and reference designs and
+    ``no_memory`` on ``split``, with the run's settings (recorded in the run)."""
+    from alma.search.analyses import shift
+
+    with listening(on_progress):
+        return await shift(run_dir, split)
+
+
+async def analyse_transfer(
+    run_dir: Path,
+    agent_model: str,
+    split: Split | None = None,
+    *,
+    into: Path | None = None,
+    on_progress: Listener | None = None,
+) -> Outcome:
+    """The run's best designs played by another acting model, in a new run (``into``)."""
+    from alma.search.analyses import transfer
+
+    with listening(on_progress):
+        return await transfer(run_dir, agent_model, split, into)
+
+
+async def analyse_scaling(
+    run_dir: Path,
+    design_id: str | None = None,
+    sizes: Sequence[int] = (0, 1, 2, 4),
+    split: Split | None = None,
+    *,
+    on_progress: Listener | None = None,
+) -> Any:
+    """Success as memory grows: one design with build halves of ``sizes`` tasks on fixed
+    deploy tasks, beside ``no_memory`` (recorded in the run); a :class:`Scaling`."""
+    from alma.search.analyses import scaling
+
+    with listening(on_progress):
+        return await scaling(run_dir, design_id, tuple(sizes), split)

@@ -9,7 +9,7 @@ import typer
 from rich.logging import RichHandler
 
 from alma import __version__
-from alma.cli import catalogue, evaluation, results, search
+from alma.cli import analyses, catalogue, evaluation, results, search
 from alma.cli.options import ConfigPath, err, out, state
 
 app = typer.Typer(
@@ -22,6 +22,9 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
 models_app = typer.Typer(help="List the models, install the embedded ones.")
 domains_app = typer.Typer(help="List the domains, install the packages a domain needs.")
+analyse_app = typer.Typer(
+    help="The paper's analyses of a search: shift, transfer, scaling.", no_args_is_help=True
+)
 
 
 def _version(value: bool) -> None:
@@ -63,6 +66,10 @@ app.command()(results.export)
 app.command("import")(results.import_design)
 app.command("export-design")(results.export_design)
 
+app.add_typer(analyse_app, name="analyse")
+analyse_app.command()(analyses.shift)
+analyse_app.command()(analyses.transfer)
+analyse_app.command()(analyses.scaling)
 app.add_typer(config_app, name="config")
 config_app.command("show")(catalogue.config_show)
 app.add_typer(models_app, name="models")

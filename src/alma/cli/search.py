@@ -179,6 +179,7 @@ def learn(
                 views.show_comparison(out, summary.held_out, split)
             views.show_spend(out, outcome.spend)
             out.print(f"run saved in {outcome.run_dir}; resume with --resume {outcome.run_dir}")
+            out.print(f"report: {outcome.run_dir / 'report.html'} (offline; kept up to date)")
     if summary.stopped:
         raise BudgetExceededError(
             f"stopped: {summary.stopped}; the archive is saved",

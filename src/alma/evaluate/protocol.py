@@ -163,6 +163,8 @@ class Evaluator:
         # only when on, so keys of runs made before the setting existed still match
         if constrains_actions(self.config.agent.constrain_actions, models.agent):
             payload["constrain_actions"] = True
+        if self.config.agent.skip_no_ops:  # likewise: only when on
+            payload["skip_no_ops"] = True
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def _actor_limit(self) -> int:

@@ -55,7 +55,7 @@ def summary_section(run: RunData, rows: list[DesignMetrics], best: DesignMetrics
         ("splits evaluated", ", ".join(splits) or "-"),
         ("meta model", models.get("meta", "?")),
         ("agent model", models.get("agent", "?")),
-        ("memory model", models.get("memory", "?") or models.get("agent", "?")),
+        ("memory model", models.get("memory") or models.get("agent", "?")),
         ("embedder", models.get("embedder", "?")),
         ("seed", run.setting("run", "seed", "?")),
         ("iterations", run.setting("learn", "iterations", "?")),
