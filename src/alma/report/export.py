@@ -46,7 +46,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _RUN,
         _c("design_id", "string", "first 12 hex digits of the sha256 of the code"),
         _c("name", "string", "the design's class name"),
-        _c("origin", "string", "reference (hand-made), generated (by the meta agent), or user"),
+        _c("origin", "string", "reference (hand-made), generated (meta agent) or imported (yours)"),
         _c("parent_id", "string", "the design it was derived from; empty for seeds"),
         _c("iteration", "integer", "search iteration that made it (0: seeds)"),
         _c(
