@@ -188,10 +188,7 @@ async def test_a_node_removed_mid_evaluation_leaves_the_others_to_finish(
 ) -> None:
     local = await evaluate(settings(models=SLOW), tmp_path / "local", "no_memory")
     try:
-        # a removed node is noticed by the cluster only after a while: retries may first land
-        # on its other players, so this test allows more of them than the default
-        removal = {**RAY, "max_job_retries": 6}
-        async with Run(settings(removal, models=SLOW), tmp_path / "ray") as run:
+        async with Run(settings(RAY, models=SLOW), tmp_path / "ray") as run:
             evaluator = Evaluator(run, ToyDomain())
             executor = evaluator.executor
             assert isinstance(executor, RayExecutor)

@@ -89,3 +89,16 @@ def capacity(nodes: list[dict[str, Any]], needs: dict[str, float]) -> int:
         held = node.get("Resources", {})
         total += min(int(held.get(name, 0.0) / amount + 1e-9) for name, amount in needs.items())
     return total
+
+
+def spare_node(ray: Any, needs: dict[str, float], avoid: set[str], placed: list[str]) -> str | None:
+    """The live node outside ``avoid`` with room for one more player and the fewest of the
+    players ``placed`` (their nodes); None when there is none, or nothing to avoid."""
+    if not avoid:
+        return None
+    try:
+        nodes = [n for n in ray.nodes() if n.get("Alive") and n["NodeID"] not in avoid]
+    except Exception:  # the cluster cannot say: let Ray place it
+        return None
+    roomy = [n["NodeID"] for n in nodes if capacity([n], needs) > 0]
+    return min(roomy, key=placed.count, default=None)

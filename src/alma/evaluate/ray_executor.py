@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
@@ -33,7 +34,14 @@ from typing import Any
 from alma.config import AlmaConfig
 from alma.evaluate.jobs import EpisodeJob, EpisodeResult, Lane
 from alma.evaluate.ray_budget import ClusterBudget
-from alma.evaluate.ray_cluster import ClusterError, capacity, join, player_needs, ray_module
+from alma.evaluate.ray_cluster import (
+    ClusterError,
+    capacity,
+    join,
+    player_needs,
+    ray_module,
+    spare_node,
+)
 from alma.evaluate.ray_player import Played, Player
 from alma.evaluate.ray_relay import Question, RetrieveRelay
 from alma.llm.ledger import Budget, Ledger
@@ -46,6 +54,7 @@ RETRIES_KEY = "executor_retries"  # run database meta key listing the jobs playe
 READY_S = 120.0  # how long players may take to start
 REPLACE_S = 60.0  # how long a replacement for a lost player may take to start
 POLL_S = 1.0  # long poll of the retrieve relay
+SHUN_S = 30.0  # how long a node that lost a player gets no new player and no retry
 JobKey = tuple[str, str, int, str]  # evaluation, phase, repeat, task id
 
 
@@ -92,9 +101,9 @@ class RayExecutor:
             ray.exceptions.ObjectLostError,
         )
         here: Any = "DEFAULT"
-        with contextlib.suppress(Exception):  # the coordinators stay on the driver's node
+        with contextlib.suppress(Exception):  # the coordinators live on the driver's node
             here = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy(
-                ray.get_runtime_context().get_node_id(), soft=True
+                ray.get_runtime_context().get_node_id(), soft=False
             )
         budget = Budget(config.budget.usd, config.budget.tokens)
         coordinator = {"num_cpus": 0, "scheduling_strategy": here}
@@ -104,6 +113,7 @@ class RayExecutor:
         self.relay = ray.remote(RetrieveRelay).options(**coordinator).remote()
         self._player = ray.remote(Player)
         self.seats: list[_Seat] = []
+        self._shunned: dict[str, float] = {}  # node -> when it last lost a player
         self._starting = 0
         self._background: set[asyncio.Task[Any]] = set()  # players being started
         self._cleanup: set[asyncio.Task[Any]] = set()  # calls of cancelled jobs being recorded
@@ -139,8 +149,23 @@ class RayExecutor:
         cpus = resources.pop("CPU")
         gpus = resources.pop("GPU", 0.0)
         return self._player.options(
-            num_cpus=cpus, num_gpus=gpus, resources=resources, scheduling_strategy="SPREAD"
+            num_cpus=cpus, num_gpus=gpus, resources=resources, scheduling_strategy=self._where()
         ).remote(self.budget, self.relay)
+
+    def _where(self) -> Any:
+        """Spread players; while a node that lost a player may still be dying (the cluster sees
+        a removed node only after a while), put a new one on a live node that lost none."""
+        shunned = self._recently_lost()
+        node = spare_node(self.ray, self.needs, shunned, [seat.node for seat in self.seats])
+        if node is None:
+            return "SPREAD"
+        strategies = self.ray.util.scheduling_strategies
+        return strategies.NodeAffinitySchedulingStrategy(node, soft=True)
+
+    def _recently_lost(self) -> set[str]:
+        now = time.monotonic()
+        self._shunned = {node: at for node, at in self._shunned.items() if now - at <= SHUN_S}
+        return set(self._shunned)
 
     def _start_players(self) -> None:
         ray = self.ray
@@ -205,7 +230,7 @@ class RayExecutor:
         lane = self._lanes[job.evaluation]
         key: JobKey = (job.evaluation, job.phase, job.repeat, job.task.id)
         for tried in range(self.max_retries + 1):
-            seat = await self._take()
+            seat = await self._take(avoid=self._recently_lost())
             attempt = f"{job.evaluation}/{job.phase}/{job.repeat}/{job.task.id}#{uuid.uuid4().hex}"
             self._attempts[attempt] = (lane, key)
             try:
@@ -242,6 +267,11 @@ class RayExecutor:
             raise
         except self.ray.exceptions.RayTaskError as failed:  # raised by the job itself
             cause = failed.cause
+            if isinstance(cause, self._lost):  # the player lives, a coordinator died
+                raise ClusterError(
+                    f"the run's coordinator on the driver's node was lost: {_line(cause)}",
+                    hint="check the driver's Ray node, then resume the run",
+                ) from None
             if isinstance(cause, BaseException):
                 raise cause from None
             raise
@@ -324,13 +354,14 @@ class RayExecutor:
             self._changed = asyncio.Event()
         return self._changed
 
-    async def _take(self) -> _Seat:
-        """A free slot on the least busy live player, waiting for one."""
+    async def _take(self, avoid: set[str]) -> _Seat:
+        """A free slot on the least busy live player, waiting for one; players on the nodes in
+        ``avoid`` (which lost a player lately) only when no other has a free slot."""
         while True:
             live = [seat for seat in self.seats if not seat.lost]
             free = [seat for seat in live if seat.free > 0]
             if free:
-                seat = max(free, key=lambda seat: seat.free)
+                seat = max(free, key=lambda seat: (seat.node not in avoid, seat.free))
                 seat.free -= 1
                 return seat
             if not live and not self._starting:
@@ -353,6 +384,7 @@ class RayExecutor:
         if seat.lost:
             return
         seat.lost = True
+        self._shunned[seat.node] = time.monotonic()
         self.seats.remove(seat)
         with contextlib.suppress(Exception):
             self.ray.kill(seat.handle)
