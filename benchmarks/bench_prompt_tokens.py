@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alma.agent.actor import ACTIONS_HEADER
+from alma.agent.conversation import ACTIONS_HEADER
 from alma.config import load_config
 from alma.domains.base import Domain
 from alma.errors import AlmaError

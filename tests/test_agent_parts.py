@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from alma.agent.actor import Actor, History, render_memory
+from alma.agent.actor import Actor
+from alma.agent.conversation import History
 from alma.agent.matching import match_action
 from alma.config import AlmaConfig
 from alma.llm.scripted import scripted_from_spec
+from alma.memory.rendering import render_memory
 from stuck_domain import StuckDomain
 
 

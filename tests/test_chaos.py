@@ -31,7 +31,7 @@ def explorer(body: dict[str, Any]) -> Answer:
     messages = [Message(m["role"], m["content"]) for m in body["messages"]]
     if messages[-1].content.startswith(REPAIR):
         messages = messages[:-2]
-    from alma.agent.actor import AgentStep
+    from alma.agent.conversation import AgentStep
 
     return Answer(json.dumps(explorer_policy(messages, AgentStep)), prompt_tokens=50)
 

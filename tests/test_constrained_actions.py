@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from alma.agent.actor import Actor, AgentStep, constrains_actions, step_schema
+from alma.agent.actor import Actor, constrains_actions
+from alma.agent.conversation import AgentStep, step_schema
 from alma.config import AlmaConfig, load_config
 from alma.domains.toy import ToyDomain
 from alma.errors import ConfigError
@@ -158,7 +159,7 @@ async def test_the_evaluation_key_includes_the_resolved_setting(tmp_path: Path) 
 async def test_native_json_schema_keeps_the_prompt_append_only() -> None:
     """The enum travels in ``response_format``, never in the messages, and the admissible
     actions close only the newest turn: each request keeps the previous one's messages but its
-    last, so an endpoint's prompt cache stays warm; in ``json_object`` mode the schema goes into
+    last, whose step count and actions are left out, so an endpoint's prompt cache stays warm; in ``json_object`` mode the schema goes into
     the system message and changes with the actions."""
 
     def answer(body: dict[str, Any]) -> Answer:
@@ -176,7 +177,7 @@ async def test_native_json_schema_keeps_the_prompt_append_only() -> None:
         kept = len(before["messages"]) - 1
         assert after["messages"][:kept] == before["messages"][:kept]
         last = before["messages"][-1]["content"]
-        assert after["messages"][kept]["content"] == last.split("\nAdmissible actions:")[0]
+        assert after["messages"][kept]["content"] == last.split("\n\nStep ")[0]
     for body in bodies:  # the actions are listed once, in the newest turn
         listed = [m["role"] for m in body["messages"] if "Admissible actions:" in m["content"]]
         assert listed == ["user"] and "Admissible actions:" in body["messages"][-1]["content"]

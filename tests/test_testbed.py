@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from alma.agent.actor import Actor, system_prompt
+from alma.agent.actor import Actor
+from alma.agent.conversation import system_prompt
 from alma.cli import main
 from alma.domains.checker import check_domain
 from alma.domains.registry import find_task, get_domain

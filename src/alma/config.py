@@ -102,6 +102,11 @@ class AgentConfig(_Section):
         description="offer no action that already left the very same observation unchanged "
         "(breaks a small model's loops; the episode's game is not changed)",
     )
+    think: bool = Field(
+        True,
+        description="the answer carries a short thought before its action; off: the action "
+        "alone (several times fewer tokens to write, for small or slow models)",
+    )
 
 
 class EvalConfig(_Section):

@@ -15,17 +15,24 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from functools import cache, lru_cache
-from importlib import resources
-from string import Template
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, create_model
-
+from alma.agent.conversation import (
+    AgentAction,
+    AgentStep,
+    History,
+    first_text,
+    kept_answer,
+    newest_text,
+    step_schema,
+    system_prompt,
+    template,
+    thought_of,
+    turn_text,
+)
 from alma.agent.env_thread import EnvThread
 from alma.agent.matching import match_action
 from alma.config import AgentConfig
@@ -41,12 +48,10 @@ from alma.errors import (
 )
 from alma.llm.base import LLM
 from alma.llm.factory import parse_model_spec
-from alma.llm.tokens import approx_message_tokens
 from alma.memory.rendering import render_memory
 from alma.types import (
     Episode,
     EpisodeStart,
-    Message,
     Observation,
     Outcome,
     OutcomeReason,
@@ -61,34 +66,6 @@ Recall = Callable[[EpisodeStart], Awaitable[dict[str, Any]]]
 log = logging.getLogger("alma.agent")
 
 ConstrainSetting = bool | Literal["auto"]
-ACTION_DESCRIPTION = "exactly one action to take now"
-ACTIONS_HEADER = "Admissible actions:"  # heads the list of admissible actions in a turn
-
-
-class AgentStep(BaseModel):
-    """What the acting agent answers each step."""
-
-    # bounded, so a small local model (whose output the schema's grammar constrains) cannot
-    # spend most of a step writing: one or two sentences fit
-    thought: str = Field(max_length=300, description="one or two short sentences of reasoning")
-    action: str = Field(description=ACTION_DESCRIPTION)
-
-
-@lru_cache(maxsize=1024)
-def step_schema(actions: tuple[str, ...] | None) -> type[AgentStep]:
-    """The schema of one step's answer: :class:`AgentStep`, with ``action`` an enum of
-    ``actions`` when there are any. Cached by the actions, so a room seen again reuses its model
-    (and the provider's cached JSON schema of it). Same name as :class:`AgentStep`, so the
-    request differs from an unconstrained one only in the enum."""
-    if not actions:
-        return AgentStep
-    unique = tuple(dict.fromkeys(actions))
-    choice: Any = Literal.__getitem__(unique)
-    # "enum" even for one action (pydantic writes a lone literal as "const" only)
-    action = Field(description=ACTION_DESCRIPTION, json_schema_extra={"enum": list(unique)})
-    return create_model(
-        "AgentStep", __base__=AgentStep, __doc__=AgentStep.__doc__, action=(choice, action)
-    )
 
 
 def constrains_actions(setting: ConstrainSetting, agent_model: str) -> bool:
@@ -102,75 +79,6 @@ def constrains_actions(setting: ConstrainSetting, agent_model: str) -> bool:
         return parse_model_spec(agent_model).provider == "local"
     except UnknownModelError:  # a model registered under a name of its own
         return False
-
-
-@cache
-def template(name: str) -> Template:
-    text = resources.files("alma.agent").joinpath("prompts", f"{name}.txt").read_text("utf-8")
-    return Template(text)
-
-
-def system_prompt(instructions: str, memory_text: str) -> str:
-    memory_section = template("memory").substitute(memory=memory_text) if memory_text else ""
-    return template("system").substitute(instructions=instructions.strip(), memory=memory_section)
-
-
-def turn_text(observation: Observation, step: int, limit: int) -> str:
-    """One turn as the conversation keeps it: the step and the observation, without the
-    admissible actions (:func:`actions_text` adds them to the newest turn only)."""
-    return template("turn").substitute(step=step, limit=limit, observation=observation.text.strip())
-
-
-def actions_text(observation: Observation) -> str:
-    """The admissible actions of ``observation``, as the newest turn lists them."""
-    if observation.actions is None:
-        return ""
-    listed = "\n".join(f"- {action}" for action in observation.actions)
-    return f"\n{ACTIONS_HEADER}\n{listed}\n"
-
-
-class History:
-    """The conversation after the system prompt, kept within a token budget."""
-
-    def __init__(self, budget: int, first: str) -> None:
-        self.budget = budget
-        self.first = first  # task and first observation, always kept
-        self.turns: list[tuple[str, str, str]] = []  # (answer, action, next observation)
-        self.omitted: list[str] = []  # actions of the dropped steps
-        self.note = ""
-        self._turn_tokens = 0  # running total of the kept turns
-
-    def add(self, answer: str, action: str, observation: str) -> None:
-        self.turns.append((answer, action, observation))
-        self._turn_tokens += approx_message_tokens((answer, observation))
-        if self.tokens() > self.budget:
-            self._trim()
-
-    def tokens(self) -> int:
-        return approx_message_tokens((self.first + self.note,)) + self._turn_tokens
-
-    def _trim(self) -> None:
-        # drop down to 60% of the budget at once, so the prompt prefix stays stable for a while
-        while self.turns and self.tokens() > self.budget * 0.6:
-            answer, action, observation = self.turns.pop(0)
-            self._turn_tokens -= approx_message_tokens((answer, observation))
-            self.omitted.append(action)
-            listed = ", ".join(self.omitted[-30:])
-            self.note = template("omitted").substitute(
-                count=len(self.omitted),
-                actions=listed if len(self.omitted) <= 30 else f"..., {listed}",
-            )
-
-    def messages(self, system: str, actions: str = "") -> list[Message]:
-        """The conversation, with ``actions`` (the admissible actions now) closing the newest
-        turn: the turns before it stay as they were sent, so the endpoint's prompt cache holds
-        all but the newest turn."""
-        messages = [Message("system", system), Message("user", self.first + self.note)]
-        for answer, _, observation in self.turns:
-            messages += [Message("assistant", answer), Message("user", observation)]
-        last = messages[-1]
-        messages[-1] = Message("user", last.content + actions)
-        return messages
 
 
 class Stepper:
@@ -256,6 +164,7 @@ class Actor:
     step_timeout_s: float = 60.0  # wall-clock limit of one environment call
     constrain_actions: bool = False  # action: an enum of the admissible actions, when listed
     skip_no_ops: bool = False  # leave out of the list what changed nothing from here before
+    think: bool = True  # the answer carries a short thought before its action
 
     @classmethod
     def configured(cls, llm: LLM, domain: Domain, settings: AgentConfig, agent_model: str) -> Actor:
@@ -273,6 +182,7 @@ class Actor:
             step_timeout_s=settings.step_timeout_s,
             constrain_actions=constrains_actions(settings.constrain_actions, agent_model),
             skip_no_ops=settings.skip_no_ops,
+            think=settings.think,
         )
 
     @property
@@ -316,11 +226,11 @@ class Actor:
         fresh = tuple(action for action in observation.actions if action not in tried)
         return dataclasses.replace(observation, actions=fresh) if fresh else observation
 
-    def _schema(self, observation: Observation) -> type[AgentStep]:
+    def _schema(self, observation: Observation) -> type[AgentStep] | type[AgentAction]:
         """The schema of the next answer: constrained to the admissible actions when on."""
         if not self.constrain_actions or not observation.actions:
-            return AgentStep
-        return step_schema(tuple(observation.actions))
+            return step_schema(None, self.think)
+        return step_schema(tuple(observation.actions), self.think)
 
     async def _play(
         self,
@@ -336,13 +246,11 @@ class Actor:
         if recall is not None:
             memory = await recall(start)
         memory_text, truncated = render_memory(memory, self.memory_chars)
-        system = system_prompt(self.domain.instructions, memory_text)
+        system = system_prompt(self.domain.instructions, memory_text, self.think)
         limit = self.step_limit
         history = History(
             self.history_tokens,
-            template("first_turn").substitute(
-                task=task.description, turn=turn_text(first, 1, limit)
-            ),
+            first_text(task.description, first),
         )
         steps: list[Step] = []
         usage, cost, invalid = Usage(), 0.0, 0
@@ -356,7 +264,7 @@ class Actor:
             schema = self._schema(offered)
             try:
                 completion = await self.llm.complete(
-                    history.messages(system, actions_text(offered)),
+                    history.messages(system, newest_text(offered, index + 1, limit)),
                     schema=schema,
                     max_tokens=self.max_tokens,
                     temperature=self.temperature,
@@ -374,7 +282,7 @@ class Actor:
                 # mistake, an invalid step as the benchmarks count it; the episode goes on
                 usage, invalid = usage + exc.usage, invalid + 1
                 steps.append(Step(observation.text, "", "", 0.0, exc.text[:200], valid=False))
-                turn = turn_text(observation, index + 2, limit) + template("unreadable").template
+                turn = turn_text(observation) + template("unreadable").template
                 history.add(exc.text[:500], "", turn)
                 continue
             except AlmaError as exc:  # the endpoint failed for good: not the agent's doing
@@ -382,7 +290,7 @@ class Actor:
                 break
             usage, cost = usage + completion.usage, cost + completion.cost_usd
             answer = completion.parsed
-            assert isinstance(answer, AgentStep)
+            assert isinstance(answer, AgentStep | AgentAction)
             action, matched = match_action(answer.action, observation.actions, self.match_cutoff)
             invalid += not matched
             try:
@@ -397,7 +305,7 @@ class Actor:
             steps.append(
                 Step(
                     observation.text,
-                    answer.thought,
+                    thought_of(answer),
                     action,
                     result.reward,
                     answer.action,
@@ -414,11 +322,10 @@ class Actor:
                 if result.info.get("truncated"):
                     reason = "step_limit"
                 break
-            reply = json.dumps({"thought": answer.thought, "action": action})
-            turn = turn_text(observation, index + 2, limit)
+            turn = turn_text(observation)
             if observation.text == steps[-1].observation:  # the action changed nothing
                 turn += template("unchanged").template
-            history.add(reply, action, turn)
+            history.add(kept_answer(action), action, turn)
         success = transition is not None and transition.success and reason == "success"
         score = float(transition.info.get("score", float(success))) if transition else 0.0
         return Episode(

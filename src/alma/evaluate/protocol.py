@@ -165,6 +165,8 @@ class Evaluator:
             payload["constrain_actions"] = True
         if self.config.agent.skip_no_ops:  # likewise: only when on
             payload["skip_no_ops"] = True
+        if not self.config.agent.think:  # and only when off
+            payload["think"] = False
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def _actor_limit(self) -> int:
@@ -385,7 +387,10 @@ class _Session:
             return resumed
         config = self.evaluator.config
         seed = episode_seed(config.run.seed, repeat if phase == "deploy" else -1, task.id)
-        job = EpisodeJob(self.result.key, task, phase, repeat, seed, memory)
+        # build episodes feed the updates, a walk's episode its next one; batched deploy
+        # episodes are awaited by nothing but the score
+        unblocks = phase == "build" or config.eval.rollout == "sequential"
+        job = EpisodeJob(self.result.key, task, phase, repeat, seed, memory, unblocks)
         played = await self.evaluator.executor.run(job)
         episode = played.episode
         if episode.outcome.reason == "budget":  # the run is out of budget: stop, don't score

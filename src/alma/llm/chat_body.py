@@ -3,8 +3,10 @@
 The request body is serialised here once per call, the way the openai SDK itself writes JSON
 (UTF-8, no spaces, no NaN), and posted as bytes through the SDK's transport. Handing the SDK a
 ready body skips its per-call transformation of every message against the request's type
-description, a cost that grows with the conversation (about 10 ms at 60 messages) while this
-one stays near the cost of ``json.dumps``. Retries of the call reuse the same bytes.
+description, a cost that grows with the conversation (about 10 ms at 60 messages). The messages,
+the bulk of a body, are written by the standard library's C string encoder one message at a time
+(half the cost of ``json.dumps`` on the list of message objects); everything else goes through
+``json.dumps``. Retries of the call reuse the same bytes.
 
 The answer is read leniently from the raw bytes: a body without usable ``choices`` is a
 retryable :class:`~alma.llm.endpoint.Failure`, never an exception.
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any, cast
 
 from alma.llm.endpoint import Failure, malformed
@@ -41,12 +44,39 @@ def request_body(
 ) -> bytes:
     """The request's JSON bytes: model, messages, the sampling ``options``, then ``extra_body``.
 
-    ``extra_body`` keys win over the others, as the SDK's ``extra_body`` does.
+    ``extra_body`` keys win over the others, as the SDK's ``extra_body`` does. The bytes are
+    exactly those of ``json.dumps`` on the same object (compact, UTF-8, no NaN).
     """
-    body: dict[str, Any] = {"model": model, "messages": conversation, **options}
-    if extra_body:
-        body.update(extra_body)
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+    rest: dict[str, Any] = {**options, **extra_body} if extra_body else dict(options)
+    messages = None
+    # only messages of exactly a role and a content (what alma sends) take the fast writer
+    own_keys = "model" not in rest and "messages" not in rest
+    if own_keys and sum(map(len, conversation)) == 2 * len(conversation):
+        messages = _messages_json(conversation)
+    if messages is None:
+        body: dict[str, Any] = {"model": model, "messages": conversation, **rest}
+        return _dumps(body).encode()
+    tail = "," + _dumps(rest)[1:] if rest else "}"
+    return f'{{"model":{_dumps(model)},"messages":[{messages}]{tail}'.encode()
+
+
+def _messages_json(conversation: list[OpenAIMessage]) -> str | None:
+    """The messages array's items, each ``{"role":...,"content":...}``; None unless every
+    message has exactly those two keys with text values."""
+    try:
+        return ",".join(
+            [
+                f'{{"role":{encode_basestring(m["role"])},'
+                f'"content":{encode_basestring(m["content"])}}}'
+                for m in conversation
+            ]
+        )
+    except (KeyError, TypeError):  # other keys, or a value that is not text
+        return None
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def read_chat_body(raw: bytes) -> ChatBody | Failure:

@@ -10,7 +10,8 @@ Shared by the chat provider and the OpenAI embedder. Each attempt ends in one of
 - a final error: 401 (``ConfigError``) or another 4xx (:class:`RequestRejected`).
 
 The SDK is asked for the raw response only, so no SDK parsing error can escape: the caller's
-``read`` judges the body.
+``read`` judges the body. :class:`PreparedPost` sends a ready body through the SDK at a cost that
+does not depend on the body.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ from typing import Literal, NoReturn, TypeVar
 
 import httpx2
 import openai
+from openai import AsyncOpenAI, RequestOptions
+
+try:  # the SDK's own request building and sending, for the prepared path (else post() only)
+    from openai._httpx2 import request_exceptions, timeout_exceptions
+    from openai._models import FinalRequestOptions
+
+    _SDK_PARTS = True
+except ImportError:  # another SDK version: every call goes through post()
+    _SDK_PARTS = False
 
 from alma.errors import ConfigError, EndpointUnreachableError, LLMError
 from alma.llm.retry import (
@@ -37,6 +47,11 @@ logger = logging.getLogger("alma.llm")
 
 ENDPOINT_HINT = "check --base-url / OPENAI_BASE_URL and that the server is running"
 MESSAGE_CHARS = 300  # server messages and validation errors are cut to this in error messages
+
+# what the SDK's own endpoint methods ask of its transport: the API key as a bearer token
+REQUEST_OPTIONS: RequestOptions = {"security": {"bearer_auth": True}}
+# what makes a client prepare each request anew (a key callable, a provider, a workload identity)
+_PER_REQUEST_AUTH = ("_api_key_provider", "_provider_runtime", "_workload_identity_auth")
 
 FailureKind = Literal["status", "timeout", "unreachable", "dropped", "malformed"]
 T = TypeVar("T")
@@ -64,6 +79,69 @@ class RequestRejected(LLMError):
         super().__init__(message, hint=hint)
         self.status = status
         self.server_message = server_message
+
+
+class PreparedPost:
+    """POSTs ready JSON bytes to one path of an ``AsyncOpenAI`` client, as its ``post()`` would.
+
+    ``post()`` rebuilds the whole request every time: the options model, the URL, every header
+    (auth, platform, retry count, timeout), then wraps the answer in its own response type; about
+    0.2 ms a call. Here the SDK builds that request once, at the first call (inside the event
+    loop, as ``post()`` would); each call then sends a copy with the new body through the SDK's
+    own send path (its transport and auth hooks), about 0.04 ms. A non-2xx answer becomes the
+    SDK's ``APIStatusError`` subclass, a timeout ``APITimeoutError`` and a failed connection
+    ``APIConnectionError`` (its cause kept), exactly as from ``post()``.
+
+    A client whose requests depend on more than the client (an API-key callable, a provider, a
+    workload identity, custom auth) goes through ``post()`` every time: nothing is reused there.
+    """
+
+    def __init__(self, client: AsyncOpenAI, path: str) -> None:
+        self.client = client
+        self.path = path
+        fixed = all(getattr(client, name, True) is None for name in _PER_REQUEST_AUTH)
+        parts = _SDK_PARTS and all(
+            hasattr(client, name)
+            for name in ("_build_request", "_prepare_request", "_send_request", "custom_auth")
+        )
+        self.reuses = parts and fixed and client.custom_auth is None  # False: post() every time
+        self._template: httpx2.Request | None = None
+
+    async def __call__(self, body: bytes) -> bytes:
+        """The raw body of a 2xx answer to ``body``; SDK errors otherwise."""
+        if not self.reuses:
+            response = await self.client.post(
+                self.path, cast_to=httpx2.Response, content=body, options=REQUEST_OPTIONS
+            )
+            return response.content
+        template = self._template or self._prepare()
+        request = httpx2.Request(
+            template.method,
+            template.url,
+            headers=template.headers,
+            content=body,
+            extensions=dict(template.extensions),
+        )
+        client = self.client
+        await client._prepare_request(request)
+        try:
+            response = await client._send_request(request, stream=False)
+        except timeout_exceptions() as error:
+            raise openai.APITimeoutError(request=request) from error
+        except openai.OpenAIError:
+            raise
+        except request_exceptions() as error:
+            raise openai.APIConnectionError(request=request) from error
+        if not response.is_success:
+            raise client._make_status_error_from_response(response)
+        return response.content
+
+    def _prepare(self) -> httpx2.Request:
+        options = FinalRequestOptions.construct(method="post", url=self.path, **REQUEST_OPTIONS)
+        template = self.client._build_request(options)
+        del template.headers["content-length"]  # set anew from each body
+        self._template = template
+        return template
 
 
 @dataclass

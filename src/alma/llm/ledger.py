@@ -2,7 +2,9 @@
 
 Every LLM and embedder the program builds is wrapped in :class:`Metered`, which asks the ledger
 before each call (no call starts once the budget is spent) and records the call after it, in
-memory and, when the run has a store, in the run's SQLite database at once.
+memory and, when the run has a store, in the run's SQLite database at once: the row is committed
+before the call returns to its caller (WAL mode, ``synchronous=NORMAL``, see ``alma.store``), so a
+killed process loses no call it has returned; a power cut may lose the last ones.
 
 What is recorded, so that the ledger counts every token an endpoint bills:
 
@@ -44,6 +46,13 @@ from alma.types import PURPOSES, Completion, Message, Purpose, Usage
 
 CANCELLED = "cancelled"  # the error of a call cancelled mid-way
 RETRY = "retry"  # the kind of a retry row
+
+_COLUMNS = (
+    "ts, scope, purpose, model, kind, prompt_tokens, completion_tokens, cached_tokens, "
+    "latency_s, cost_usd, from_cache, error"
+)
+_INSERT = f"INSERT INTO llm_calls({_COLUMNS}) VALUES ({', '.join('?' * 12)})"
+_INSERT_ESTIMATED = f"INSERT INTO llm_calls({_COLUMNS}, estimated) VALUES ({', '.join('?' * 13)})"
 
 
 @dataclass
@@ -257,10 +266,6 @@ class Ledger:
         estimated: bool,
     ) -> None:
         assert self.store is not None
-        columns = (
-            "ts, scope, purpose, model, kind, prompt_tokens, completion_tokens, cached_tokens, "
-            "latency_s, cost_usd, from_cache, error"
-        )
         values: tuple[object, ...] = (
             time.time(),
             scope,
@@ -276,9 +281,9 @@ class Ledger:
             error,
         )
         if self._has_estimated:
-            columns, values = columns + ", estimated", (*values, int(estimated))
-        marks = ", ".join("?" * len(values))
-        self.store.execute(f"INSERT INTO llm_calls({columns}) VALUES ({marks})", values)
+            self.store.execute(_INSERT_ESTIMATED, (*values, int(estimated)))
+        else:
+            self.store.execute(_INSERT, values)
 
     def summary(self) -> dict[str, object]:
         return {

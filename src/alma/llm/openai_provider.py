@@ -3,12 +3,13 @@ server, a LiteLLM proxy), on the official SDK's ``AsyncOpenAI``.
 
 The SDK's own retries, request transformation and parsing are off: the request body is written
 once per call (:mod:`alma.llm.chat_body`) and posted as bytes through the SDK's transport (its
-auth headers, timeouts and error types), so the cost of a call stays flat in the length of the
-conversation. Each request goes through :class:`alma.llm.endpoint.RetryingEndpoint`, which
-retries 408, 409, 429, 5xx, timeouts, dropped connections and malformed 200 bodies, and the raw
-answer is read leniently (a body without usable ``choices`` is a retryable failure, never an
-exception of the SDK's). Nothing but ``alma.errors`` errors leaves
-:meth:`OpenAIProvider.complete` (and ``CancelledError``).
+auth headers, timeouts and error types) on a request the SDK prepared once per provider
+(:class:`alma.llm.endpoint.PreparedPost`), so the cost of a call stays small and flat in the
+length of the conversation. Each request goes through
+:class:`alma.llm.endpoint.RetryingEndpoint`, which retries 408, 409, 429, 5xx, timeouts, dropped
+connections and malformed 200 bodies, and the raw answer is read leniently (a body without
+usable ``choices`` is a retryable failure, never an exception of the SDK's). Nothing but
+``alma.errors`` errors leaves :meth:`OpenAIProvider.complete` (and ``CancelledError``).
 
 Structured output: with a ``schema``, the native ``json_schema`` response format is asked first.
 An endpoint that rejects it (HTTP 400/422 naming ``response_format`` or ``json_schema``) gets
@@ -39,7 +40,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 import httpx2
-from openai import AsyncOpenAI, RequestOptions
+from openai import AsyncOpenAI
 from pydantic import BaseModel, ValidationError
 
 from alma.errors import AlmaError, ConfigError, LLMError, MalformedOutputError
@@ -49,7 +50,13 @@ from alma.llm.chat_body import (
     read_chat_body,
     request_body,
 )
-from alma.llm.endpoint import Failure, RequestRejected, RetryingEndpoint, truncate
+from alma.llm.endpoint import (
+    Failure,
+    PreparedPost,
+    RequestRejected,
+    RetryingEndpoint,
+    truncate,
+)
 from alma.llm.retry import BackoffPolicy
 from alma.types import Completion, Message, Usage
 
@@ -62,8 +69,6 @@ DEFAULT_ENDPOINT = "https://api.openai.com/v1"
 REASONING_MODEL = re.compile(r"^(?:.*/)?(?:o\d|gpt-5)", re.IGNORECASE)
 FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)\n?\s*```", re.DOTALL)
 CHAT_PATH = "/chat/completions"
-# what the SDK's chat.completions.create() asks of its transport: the API key as a bearer token
-REQUEST_OPTIONS: RequestOptions = {"security": {"bearer_auth": True}}
 
 SCHEMA_INSTRUCTION = (
     "Answer with one JSON object only, no prose and no code fences, "
@@ -123,6 +128,7 @@ class OpenAIProvider:
             max_retries=0,
             http_client=http_client,
         )
+        self._post = PreparedPost(self._client, CHAT_PATH)
         self._requests = RetryingEndpoint(
             f"model {model!r}", self.endpoint, timeout_s, max_retries, self.backoff, semaphore
         )
@@ -273,15 +279,10 @@ class OpenAIProvider:
         The body is written once; every attempt posts the same bytes."""
         body = request_body(self.model, conversation, options, self.extra_body)
 
-        async def send() -> bytes:
-            response = await self._client.post(
-                CHAT_PATH, cast_to=httpx2.Response, content=body, options=REQUEST_OPTIONS
-            )
-            content: bytes = response.content
-            return content
-
         return await self._requests.request(
-            send, functools.partial(self._read, conversation, options), gated=gated
+            functools.partial(self._post, body),
+            functools.partial(self._read, conversation, options),
+            gated=gated,
         )
 
     def _read(

@@ -176,7 +176,7 @@ def explorer_policy(messages: Sequence[Message], schema: type[BaseModel] | None)
 
 
 MEMORY_HEADER = "Notes from your memory"
-MEMORY_END = "\nEach turn you receive"
+MEMORY_END = "\nEach turn shows"
 _FAILED = frozenset({"failure", "failed", "fail", "lost", "loss"})
 _MENTIONED_ACTION = re.compile(
     r"\b(?:(?:go|goes|going|went|head|heading) (north|south|east|west)"

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from alma.agent.actor import actions_text, system_prompt, template, turn_text
+from alma.agent.conversation import newest_text, system_prompt, template, turn_text
 from alma.config import AlmaConfig
 from alma.domains.registry import configured_domain, open_env
 from alma.evaluate.tasks import select_tasks
@@ -114,8 +114,8 @@ def estimate_learn(config: AlmaConfig, domain_name: str) -> Estimate:
             first = env.reset()
         finally:
             env.close()
-        turns.append(_tokens(turn_text(first, 1, limit)))
-        listed.append(_tokens(actions_text(first)))
+        turns.append(_tokens(turn_text(first)))
+        listed.append(_tokens(newest_text(first, 1, limit)))
     turn, actions = max(turns), max(listed)
     system = _tokens(system_prompt(domain.instructions, "")) + _tokens(
         template("first_turn").template
