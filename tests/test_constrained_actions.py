@@ -159,7 +159,8 @@ async def test_the_evaluation_key_includes_the_resolved_setting(tmp_path: Path) 
 async def test_native_json_schema_keeps_the_prompt_append_only() -> None:
     """The enum travels in ``response_format``, never in the messages, and the admissible
     actions close only the newest turn: each request keeps the previous one's messages but its
-    last, whose step count and actions are left out, so an endpoint's prompt cache stays warm; in ``json_object`` mode the schema goes into
+    last, whose step count and actions are left out, so an endpoint's prompt cache stays warm;
+    in ``json_object`` mode the schema goes into
     the system message and changes with the actions."""
 
     def answer(body: dict[str, Any]) -> Answer:

@@ -433,7 +433,7 @@ def test_the_system_text_is_built_once_and_shared_by_every_step() -> None:
 
 def test_the_real_agents_import_nothing_from_the_scripted_doubles() -> None:
     import alma
-    from alma.agent import actor
+    from alma.agent import conversation
     from alma.llm import scripted
 
     source = Path(alma.__file__).parent
@@ -445,7 +445,7 @@ def test_the_real_agents_import_nothing_from_the_scripted_doubles() -> None:
         imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
         assert not [name for name in imported if name.startswith("alma.llm.scripted")], path
     # the double reads the header the agent writes
-    assert scripted.ACTIONS_HEADER == actor.ACTIONS_HEADER
+    assert scripted.ACTIONS_HEADER == conversation.ACTIONS_HEADER
 
 
 # --------------------------------------------------------------------------- cleaning

@@ -87,6 +87,11 @@ def test_signal_stops_an_evaluation_like_ctrl_c(
     try:
         wait_for_episodes(run / "alma.sqlite", process, at_least=2)
         workers = descendants(process.pid)
+        for _ in range(100):  # on a loaded machine the worker may still be starting
+            if workers:
+                break
+            time.sleep(0.1)
+            workers = descendants(process.pid)
         assert workers, "the design runs in a worker process"
         process.send_signal(signum)
         _, err = process.communicate(timeout=60)
