@@ -1,4 +1,6 @@
 import asyncio
+import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +18,7 @@ from alma.agent.matching import match_action
 from alma.config import AlmaConfig
 from alma.llm.scripted import scripted_from_spec
 from alma.memory.rendering import render_memory
+from alma.types import Episode, EpisodeStart, Message, Outcome, Step, Task, Usage, to_dict
 from stuck_domain import StuckDomain
 
 
@@ -62,6 +65,37 @@ def test_history_trims_in_chunks() -> None:
             trims += 1
             previous = len(history.omitted)
     assert trims < 200 / 5  # the prefix changes rarely, not every step
+
+
+def test_history_sends_exactly_its_kept_turns_after_trims() -> None:
+    history = History(budget=300, first="Task")
+    for index in range(80):
+        history.add(f"answer {index}", f"a{index}", f"observation {index} " * 6)
+        expected = [Message("system", "s"), Message("user", "Task" + history.note)]
+        for answer, _, observation in history.turns:
+            expected += [Message("assistant", answer), Message("user", observation)]
+        expected[-1] = Message("user", expected[-1].content + " newest")
+        assert history.messages("s", " newest") == expected
+
+
+def test_to_dict_is_what_asdict_gives() -> None:
+    step = Step("You are here.", "think", "go north", 0.5, "go nrth", valid=False)
+    task = Task("t1", "train", "find", 3, {"rooms": [1, (2, 3)], "nested": {"k": None}})
+    episode = Episode(
+        EpisodeStart("toy", "find", "You are here."),
+        (step,) * 4,
+        Outcome(True, 1.0, 4, "success"),
+        "won",
+        Usage(10, 2, 1),
+        memory={"hints": [{"text": "x", "score": 0.5}]},
+    )
+    for value in (step, task, episode):
+        plain = to_dict(value)
+        assert plain == dataclasses.asdict(value)
+        assert json.dumps(plain) == json.dumps(dataclasses.asdict(value))
+    assert type(to_dict(episode)["steps"]) is tuple
+    with pytest.raises(TypeError):
+        to_dict({"not": "a dataclass"})
 
 
 @pytest.fixture

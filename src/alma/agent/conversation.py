@@ -129,12 +129,14 @@ class History:
         self.budget = budget
         self.first = first  # task and first observation, always kept
         self.turns: list[tuple[str, str, str]] = []  # (answer, action, next observation)
+        self._sent: list[Message] = []  # the turns as messages, two a turn
         self.omitted: list[str] = []  # actions of the dropped steps
         self.note = ""
         self._turn_tokens = 0  # running total of the kept turns
 
     def add(self, answer: str, action: str, observation: str) -> None:
         self.turns.append((answer, action, observation))
+        self._sent += (Message("assistant", answer), Message("user", observation))
         self._turn_tokens += approx_message_tokens((answer, observation))
         if self.tokens() > self.budget:
             self._trim()
@@ -146,6 +148,7 @@ class History:
         # drop down to 60% of the budget at once, so the prompt prefix stays stable for a while
         while self.turns and self.tokens() > self.budget * 0.6:
             answer, action, observation = self.turns.pop(0)
+            del self._sent[:2]
             self._turn_tokens -= approx_message_tokens((answer, observation))
             self.omitted.append(action)
             listed = ", ".join(self.omitted[-30:])
@@ -159,8 +162,7 @@ class History:
         turns before it stay as they were sent, so the endpoint's prompt cache holds
         all but the newest turn."""
         messages = [Message("system", system), Message("user", self.first + self.note)]
-        for answer, _, observation in self.turns:
-            messages += [Message("assistant", answer), Message("user", observation)]
+        messages += self._sent
         last = messages[-1]
         messages[-1] = Message("user", last.content + newest)
         return messages

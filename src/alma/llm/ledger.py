@@ -367,7 +367,7 @@ class Metered:
             from_cache=completion.from_cache,
             estimated=completion.usage_estimated,
         )
-        return replace(completion, cost_usd=cost)
+        return completion if cost == completion.cost_usd else replace(completion, cost_usd=cost)
 
     def _failed(self, usage: Usage, error: str, started: float, estimated: bool) -> None:
         self.ledger.record(

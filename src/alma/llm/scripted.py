@@ -16,7 +16,7 @@ import importlib
 import inspect
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -53,6 +53,7 @@ class ScriptedLLM:
         rules: Sequence[Rule] = (),
         latency_s: float = 0.0,
         model: str = "scripted",
+        wait: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.model = model
         self.policy = policy or default_policy
@@ -62,6 +63,7 @@ class ScriptedLLM:
             (re.compile(rule.pattern, re.S), rule.response) for rule in rules
         ]
         self.latency_s = latency_s
+        self.wait = wait  # how the latency is waited out
         self.calls = 0
 
     async def complete(
@@ -75,7 +77,7 @@ class ScriptedLLM:
     ) -> Completion:
         self.calls += 1
         if self.latency_s > 0:
-            await asyncio.sleep(self.latency_s)
+            await self.wait(self.latency_s)
         answer = self._answer(messages, schema, seed)
         text = _as_text(answer)
         parsed = None
