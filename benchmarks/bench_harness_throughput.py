@@ -24,8 +24,8 @@ launches the children that many seconds apart, as their meta steps end at differ
 
 How the model's latency is delivered matters, and both ways run side by side:
 
-- ``reply`` (the targets): each call is answered at its exact deadline by a clock thread that wakes
-  the event loop the way a reply arriving on a socket does;
+- ``reply`` (the targets): a fake endpoint in its own process answers each call exactly the
+  latency after it arrived, through a pipe, so the reply wakes the event loop as a real one does;
 - ``timer``: the call waits in ``asyncio.sleep``. The loop wakes a timer at its next select
   timeout, which epoll rounds up to the whole millisecond, so each step ends on average half a
   millisecond late, and the steps that fall due within the same millisecond wake together and
@@ -42,13 +42,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import heapq
+import contextlib
 import itertools
 import math
+import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -69,55 +70,87 @@ from alma.types import Episode, EpisodeStart, Task
 STREAM_TARGET = {"trajectory_retrieval": 0.9, "reasoning_bank": 0.8}
 
 
-class ReplyClock:
-    """Ends each wait at its exact deadline, from one thread that wakes the waiting loop with
-    ``call_soon_threadsafe`` (as a reply arriving on a socket wakes it)."""
+ANSWERER = r"""
+import heapq, os, select, struct, sys, time
+latency = float(sys.argv[1])
+due, pending = [], b""
+while True:
+    wait = max(0.0, due[0][0] - time.perf_counter()) if due else None
+    if select.select([0], [], [], wait)[0]:
+        data = os.read(0, 65536)
+        if not data:
+            break
+        pending += data
+        now = time.perf_counter()
+        while len(pending) >= 8:
+            heapq.heappush(due, (now + latency, pending[:8]))
+            pending = pending[8:]
+    now, ready = time.perf_counter(), b""
+    while due and due[0][0] <= now:
+        ready += heapq.heappop(due)[1]
+    if ready:
+        os.write(1, ready)
+"""
 
-    def __init__(self) -> None:
-        self._due: list[tuple[float, int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        self._changed = threading.Condition()
-        self._order = itertools.count()
-        threading.Thread(target=self._serve, name="reply-clock", daemon=True).start()
+
+class Endpoint:
+    """A fake endpoint in its own process: it answers each request exactly ``latency`` seconds
+    after it arrived, and the answer wakes the event loop as a reply on a socket does."""
+
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+        self._waiting: dict[int, asyncio.Future[None]] = {}
+        self._numbers = itertools.count()
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", ANSWERER, str(self.latency),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        self._reader = asyncio.create_task(self._read())
 
     async def wait(self, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        with self._changed:
-            deadline = time.perf_counter() + seconds
-            heapq.heappush(self._due, (deadline, next(self._order), loop, future))
-            self._changed.notify()
+        assert seconds == self.latency, "this endpoint answers after one fixed latency"
+        assert self._process is not None and self._process.stdin is not None, "start it first"
+        number = next(self._numbers)
+        future = self._waiting[number] = asyncio.get_running_loop().create_future()
+        self._process.stdin.write(number.to_bytes(8, "little"))
         await future
 
-    def _serve(self) -> None:
-        while True:
-            with self._changed:
-                while not self._due:
-                    self._changed.wait()
-                deadline, _, loop, future = self._due[0]
-                left = deadline - time.perf_counter()
-                if left > 0:
-                    self._changed.wait(left)
-                    continue
-                heapq.heappop(self._due)
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(_settle, future)
+    async def _read(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        pending = b""
+        while data := await self._process.stdout.read(65536):
+            pending += data
+            whole = len(pending) - len(pending) % 8
+            for at in range(0, whole, 8):
+                future = self._waiting.pop(int.from_bytes(pending[at : at + 8], "little"))
+                if not future.done():
+                    future.set_result(None)
+            pending = pending[whole:]
+
+    async def close(self) -> None:
+        if self._process is not None and self._process.stdin is not None:
+            self._process.stdin.close()
+            await self._process.wait()
+        if self._reader is not None:
+            await self._reader
 
 
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-_CLOCK: ReplyClock | None = None
-
-
-def model(latency: float, wake: str) -> ScriptedLLM:
+@contextlib.asynccontextmanager
+async def model(latency: float, wake: str) -> AsyncIterator[ScriptedLLM]:
     """The acting model double: the first admissible action after ``latency`` seconds."""
-    global _CLOCK
     if wake == "timer":
-        return ScriptedLLM(first_action_policy, latency_s=latency)
-    _CLOCK = _CLOCK or ReplyClock()
-    return ScriptedLLM(first_action_policy, latency_s=latency, wait=_CLOCK.wait)
+        yield ScriptedLLM(first_action_policy, latency_s=latency)
+        return
+    endpoint = Endpoint(latency)
+    await endpoint.start()
+    try:
+        yield ScriptedLLM(first_action_policy, latency_s=latency, wait=endpoint.wait)
+    finally:
+        await endpoint.close()
 
 
 class _Lane:
@@ -130,10 +163,10 @@ class _Lane:
         raise AssertionError("no episode here reads a memory")
 
 
-async def rollouts(episodes: int, concurrency: int, latency: float, wake: str) -> float:
+async def rollouts(episodes: int, concurrency: int, latency: float, llm: ScriptedLLM) -> float:
     domain = ToyDomain()
     tasks = list(domain.tasks("eval_out_of_distribution"))
-    actor = Actor(Metered(model(latency, wake), Ledger(), "agent"), domain)
+    actor = Actor(Metered(llm, Ledger(), "agent"), domain)
     executor = LocalExecutor(concurrency)
     executor.open("bench", _Lane(actor))  # type: ignore[arg-type]
     jobs = [EpisodeJob("bench", tasks[i % len(tasks)], "build", 0, i) for i in range(episodes)]
@@ -291,7 +324,12 @@ def print_phases(trace: Trace) -> None:
 
 
 async def protocol(
-    args: argparse.Namespace, design: str, evaluations: int, *, fifo: bool = False
+    args: argparse.Namespace,
+    llm: ScriptedLLM,
+    design: str,
+    evaluations: int,
+    *,
+    fifo: bool = False,
 ) -> float:
     """``evaluations`` children of ``design`` (the same code under another name and comment,
     as a search's children are distinct designs) on the same tasks, launched together through
@@ -309,7 +347,7 @@ async def protocol(
             cwd=Path(folder),
         )
         async with Run(config, Path(folder) / "run") as run:
-            run.models.register("scripted", model(args.latency, args.wake))
+            run.models.register("scripted", llm)
             trace = Trace()
             factory = _TimedFactory(factory_from_config(config, run.path), trace)
             executor = TracedExecutor(args.concurrency, trace, fifo=fifo)
@@ -360,15 +398,16 @@ async def protocol(
 async def suite(args: argparse.Namespace) -> list[tuple[str, float, float]]:
     """Every measurement with the latency delivered one way (``args.wake``)."""
     print(f"-- latency delivered as a {args.wake} --")
-    await rollouts(args.episodes, args.concurrency, args.latency, args.wake)
-    verdicts = []
-    for design in STREAM_TARGET:
-        await protocol(args, design, 1)
-    for design, target in STREAM_TARGET.items():
-        if args.fifo:
-            await protocol(args, design, args.children, fifo=True)
-        ratio = await protocol(args, design, args.children)
-        verdicts.append((design, target, ratio))
+    async with model(args.latency, args.wake) as llm:
+        await rollouts(args.episodes, args.concurrency, args.latency, llm)
+        verdicts = []
+        for design in STREAM_TARGET:
+            await protocol(args, llm, design, 1)
+        for design, target in STREAM_TARGET.items():
+            if args.fifo:
+                await protocol(args, llm, design, args.children, fifo=True)
+            ratio = await protocol(args, llm, design, args.children)
+            verdicts.append((design, target, ratio))
     return verdicts
 
 
