@@ -12,6 +12,7 @@ one design's gain with p < 0.05, the whole benchmark within 30 minutes.
     .venv/bin/python benchmarks/bench_memory_signal.py                       # embedded default
     .venv/bin/python benchmarks/bench_memory_signal.py --domain babaisai --tasks 20
     .venv/bin/python benchmarks/bench_memory_signal.py --agent-model scripted:recall --embedder hash
+    .venv/bin/python benchmarks/bench_memory_signal.py --profile cottages --think off
 """
 
 from __future__ import annotations
@@ -37,12 +38,19 @@ def main() -> None:
     parser.add_argument("--designs", default=DESIGNS)
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", default=None, help="a toy profile, e.g. cottages")
+    parser.add_argument("--think", choices=("on", "off"), default="on")
     parser.add_argument("--run-dir", type=Path, default=None, help="keep the run (and resume it)")
     args = parser.parse_args()
 
-    run_dir = args.run_dir or Path(tempfile.mkdtemp(prefix="alma-signal-")) / "run"
+    folder = Path(tempfile.mkdtemp(prefix="alma-signal-"))
+    run_dir = args.run_dir or folder / "run"
+    settings = folder / "alma.toml"
+    profile = f'[domains.toy]\nprofile = "{args.profile}"\n' if args.profile else ""
+    think = "false" if args.think == "off" else "true"
+    settings.write_text(f"{profile}[agent]\nthink = {think}\n", encoding="utf-8")
     command = [
-        sys.executable, "-m", "alma", "compare", "--domain", args.domain,
+        sys.executable, "-m", "alma", "--config", str(settings), "compare", "--domain", args.domain,
         "--memories", args.designs, "--tasks", str(args.tasks), "--split", args.split,
         "--agent-model", args.agent_model, "--embedder", args.embedder,
         "--seed", str(args.seed), "--run-dir", str(run_dir), "--json",

@@ -57,7 +57,8 @@ def heading(solution: list[str]) -> set[str]:
 
 
 def test_houses_is_the_default_and_classic_stays_by_name(houses: ToyDomain) -> None:
-    assert DEFAULT_PROFILE == "houses" and set(DOMAIN_PROFILES) == {"houses", "classic"}
+    assert DEFAULT_PROFILE == "houses"
+    assert set(DOMAIN_PROFILES) == {"houses", "cottages", "classic"}
     assert houses.profile == "houses" and get_domain("toy").details == {"profile": "houses"}
     assert re.fullmatch(r"toy-house-train-\d{3}", houses.tasks("train")[0].id)
     classic = get_domain("toy", profile="classic")
@@ -106,6 +107,60 @@ def test_the_rules_shift_out_of_distribution(houses: ToyDomain) -> None:
     assert not any(heading(s) & {"south", "west"} or "open green door" in s for s in ood)
     first = houses.make_env(houses.tasks("train")[0]).reset().text
     assert first.startswith("You are in the ") and "Exits: " in first  # the classic text
+
+
+# --------------------------------------------------------------------------- the cottages
+
+COTTAGE_ROUTES: dict[Split, tuple[str, str]] = {  # the way to the goal, in order
+    "train": ("south", "west"),
+    "eval_in_distribution": ("south", "west"),
+    "eval_out_of_distribution": ("north", "east"),
+}
+
+
+@pytest.fixture(scope="module")
+def cottages() -> ToyDomain:
+    return ToyDomain(profile="cottages")
+
+
+def test_cottages_are_small_open_and_quick(cottages: ToyDomain) -> None:
+    assert cottages.step_limit == 10 and ToyDomain().step_limit == 25
+    assert "at most 10 steps" in cottages.instructions
+    assert "10 steps" in cottages.description and "house rule" in cottages.description
+    assert re.fullmatch(
+        r"toy-cottage-eval-ood-\d{3}", cottages.tasks("eval_out_of_distribution")[0].id
+    )
+    assert find_task(ToyDomain(), "toy-cottage-train-004") == cottages.tasks("train")[4]
+    assert check_domain(ToyDomain(tasks_per_split=10, profile="cottages"), tasks_per_split=10) == []
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_every_cottage_game_keeps_its_way_to_the_goal(cottages: ToyDomain, split: Split) -> None:
+    way = COTTAGE_ROUTES[split]
+    for task in cottages.tasks(split):
+        solution = cottages.solve(task)
+        moves = [f"go {way[i % 2]}" for i in range(len(solution) - 1)]
+        assert solution == [*moves, f"take {task.description[9:-13]}"], (task.id, solution)
+        assert 3 <= len(solution) <= 4 and task.params["locked_doors"] == 0
+        assert 6 <= task.params["rooms"] <= 7
+        env = cottages.make_env(task)
+        first = env.reset()
+        assert first.text.startswith("You are in the ") and "locked" not in first.text
+        assert [env.step(a).success for a in solution][-1], task.id
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_exploring_a_cottage_is_in_the_band_and_its_way_pays(
+    cottages: ToyDomain, split: Split
+) -> None:
+    tasks = cottages.tasks(split)
+    explorer = success_rate(cottages, tasks, "explorer", None)
+    assert 0.1 <= explorer <= 0.6, explorer
+    right = {"rule": [f"go {d}" for d in COTTAGE_ROUTES[split]]}
+    assert success_rate(cottages, tasks, "recall", right) >= explorer + 0.5
+    other = "train" if split == "eval_out_of_distribution" else "eval_out_of_distribution"
+    wrong = {"rule": [f"go {d}" for d in COTTAGE_ROUTES[other]]}
+    assert success_rate(cottages, tasks, "recall", wrong) <= explorer + 0.1
 
 
 # --------------------------------------------------------------------------- the recall policy

@@ -5,11 +5,13 @@ holds the goal object; taking it wins. Some passages are closed by coloured door
 of each colour lies in a room that can be reached before its door. Other items are distractors.
 
 The default ``houses`` profile is a memory test bed: bigger games of one "house" share rules
-that only experience reveals (which way the goal lies, which door matters); ``classic`` keeps the
-small games. Everything is stdlib and deterministic: a task's game depends only on its seed and
-its generator (``Task.params["profile"]``), drawn with ``random.Random(seed)``. Every game is
-checked solvable within the step limit by a breadth-first search over (room, keys held, doors
-open) and re-drawn if it is not; the same search gives :meth:`ToyDomain.solve`.
+that only experience reveals (which way the goal lies, which door matters); ``cottages`` is a
+smaller one, with no locked door and a short step limit, sized for small acting models;
+``classic`` keeps the small games. Everything is stdlib and deterministic: a task's game depends
+only on its seed and its generator (``Task.params["profile"]``), drawn with
+``random.Random(seed)``. Every game is checked solvable within the step limit by a breadth-first
+search over (room, keys held, doors open) and re-drawn if it is not; the same search gives
+:meth:`ToyDomain.solve`.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from alma.domains.toy.generation import (
     PROFILES,
     SEED_STRIDE,
     SPLIT_SETTINGS,
-    STEP_LIMIT,
+    STEP_LIMITS,
     Layout,
     generate,
 )
@@ -31,28 +33,32 @@ from alma.errors import ConfigError, UnknownDomainError, UsageError
 from alma.types import SPLITS, Split, Task
 
 
-def _read_text(name: str) -> str:
+def _read_text(name: str, profile: str = DEFAULT_PROFILE) -> str:
     text = files("alma.domains.toy").joinpath(name).read_text(encoding="utf-8")
-    return text.strip().format(step_limit=STEP_LIMIT)
+    return text.strip().format(step_limit=STEP_LIMITS[profile])
 
 
-DESCRIPTIONS = {
-    "houses": _read_text("toy_houses_description.txt"),
-    "classic": _read_text("toy_description.txt"),
+DESCRIPTION_FILES = {
+    "houses": "toy_houses_description.txt",
+    "cottages": "toy_cottages_description.txt",
+    "classic": "toy_description.txt",
 }
-INSTRUCTIONS = _read_text("toy_instructions.txt")
 
 
 class ToyDomain:
     """Rooms, keys and locked doors (implements :class:`alma.domains.base.Domain`).
 
-    Two profiles (``[domains.toy] profile = ...``):
+    Three profiles (``[domains.toy] profile = ...``), each with its step limit:
 
     - ``houses`` (default), the memory test bed: ``train`` and ``eval_in_distribution`` are games
       of one house (``manor``: the route to the goal only goes south and west, through a green
       door), ``eval_out_of_distribution`` of another (``lodge``: north and east, a purple door);
       8-10 rooms, decoy doors off the route. Ids read ``toy-house-train-007``,
       ``toy-house-eval-id-007``, ``toy-house-eval-ood-007``.
+    - ``cottages``, the laptop-scale test bed: cottages of 6-7 rooms, no locked door, the goal
+      two or three passages away along one fixed way (``cottage``: south, west, south; the
+      ``cabin`` of ``eval_out_of_distribution``: north, east, north), 10 steps an episode. Ids
+      read ``toy-cottage-train-007``, ``toy-cottage-eval-id-007``, ``toy-cottage-eval-ood-007``.
     - ``classic``: ``train`` and ``eval_in_distribution`` share the ``standard`` generator (3-5
       rooms, at most one locked door) on disjoint seeds; ``eval_out_of_distribution`` uses
       ``chain`` (6-9 rooms, two locked doors, the second key behind the first door, more
@@ -62,9 +68,9 @@ class ToyDomain:
     """
 
     name: str = "toy"
-    step_limit: int = STEP_LIMIT
-    description: str = DESCRIPTIONS[DEFAULT_PROFILE]
-    instructions: str = INSTRUCTIONS
+    step_limit: int = STEP_LIMITS[DEFAULT_PROFILE]
+    description: str = _read_text(DESCRIPTION_FILES[DEFAULT_PROFILE])
+    instructions: str = _read_text("toy_instructions.txt")
 
     def __init__(self, tasks_per_split: int = 50, profile: str = DEFAULT_PROFILE) -> None:
         if not 0 <= tasks_per_split <= SEED_STRIDE:
@@ -78,8 +84,9 @@ class ToyDomain:
             )
         self.tasks_per_split = tasks_per_split
         self.profile = profile
-        self.description = DESCRIPTIONS[profile]
-        self.instructions = INSTRUCTIONS
+        self.step_limit = STEP_LIMITS[profile]
+        self.description = _read_text(DESCRIPTION_FILES[profile], profile)
+        self.instructions = _read_text("toy_instructions.txt", profile)
         self.details = {"profile": profile}
         self._tasks: dict[Split, tuple[Task, ...]] = {}
         self._games: dict[tuple[int, str], tuple[Layout, list[str]]] = {}

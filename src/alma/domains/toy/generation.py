@@ -60,17 +60,19 @@ class Profile:
 class House:
     """Generator settings of a test-bed house: the rules every game of the house shares.
 
-    The route from the start room to the goal room only ever moves in the two ``route``
-    directions and is closed by one locked door of ``door_colour``; the other locked doors
-    (decoys) lead off the route. Nothing tells the agent so: only experience does.
+    The route from the start room to the goal room only ever moves in the ``route``
+    directions (in that order, over and over, when ``ordered``; else each passage draws one)
+    and, unless ``door_colour`` is None, is closed by one locked door of that colour; the other
+    locked doors (decoys) lead off the route. Nothing tells the agent so: only experience does.
     """
 
-    route: tuple[str, str]
+    route: tuple[str, ...]
     route_length: tuple[int, int]  # passages from the start room to the goal room
-    door_colour: str
+    door_colour: str | None  # None: no locked door on the route
     rooms: tuple[int, int]
     decoy_doors: tuple[int, int]
     distractors: tuple[int, int]
+    ordered: bool = False  # the route takes its directions in order, not at random
 
 
 PROFILES: dict[str, Profile | House] = {
@@ -104,6 +106,24 @@ PROFILES: dict[str, Profile | House] = {
         decoy_doors=(1, 2),
         distractors=(1, 2),
     ),
+    "cottage": House(
+        route=("south", "west"),
+        route_length=(2, 3),
+        door_colour=None,
+        rooms=(6, 7),
+        decoy_doors=(0, 0),
+        distractors=(1, 2),
+        ordered=True,
+    ),
+    "cabin": House(
+        route=("north", "east"),
+        route_length=(2, 3),
+        door_colour=None,
+        rooms=(6, 7),
+        decoy_doors=(0, 0),
+        distractors=(1, 2),
+        ordered=True,
+    ),
 }
 
 # domain profile -> split -> (id infix, generator, first seed); seeds never overlap.
@@ -114,12 +134,19 @@ SPLIT_SETTINGS: dict[str, dict[Split, tuple[str, str, int]]] = {
         "eval_in_distribution": ("house-eval-id", "manor", 4 * SEED_STRIDE),
         "eval_out_of_distribution": ("house-eval-ood", "lodge", 5 * SEED_STRIDE),
     },
+    "cottages": {
+        "train": ("cottage-train", "cottage", 6 * SEED_STRIDE),
+        "eval_in_distribution": ("cottage-eval-id", "cottage", 7 * SEED_STRIDE),
+        "eval_out_of_distribution": ("cottage-eval-ood", "cabin", 8 * SEED_STRIDE),
+    },
     "classic": {
         "train": ("train", "standard", 0),
         "eval_in_distribution": ("eval-id", "standard", SEED_STRIDE),
         "eval_out_of_distribution": ("eval-ood", "chain", 2 * SEED_STRIDE),
     },
 }
+# domain profile -> steps an episode may take; a cottage is small, so exploring must be quick
+STEP_LIMITS = {"houses": STEP_LIMIT, "cottages": 10, "classic": STEP_LIMIT}
 DOMAIN_PROFILES = tuple(SPLIT_SETTINGS)
 DEFAULT_PROFILE = "houses"
 _MAX_DRAWS = 1000
@@ -234,8 +261,8 @@ def _draw_house(rng: random.Random, house: House) -> Layout:
     cells = [(0, 0)]
     exits: list[dict[str, int]] = [{}]
     length = rng.randint(*house.route_length)
-    for _ in range(length):  # the route only moves in the house's two directions: no loops
-        d = rng.choice(house.route)
+    for step in range(length):  # the route only moves in the house's directions: no loops
+        d = house.route[step % len(house.route)] if house.ordered else rng.choice(house.route)
         last = len(cells) - 1
         cells.append((cells[last][0] + OFFSETS[d][0], cells[last][1] + OFFSETS[d][1]))
         exits.append({OPPOSITE[d]: last})
@@ -245,16 +272,15 @@ def _draw_house(rng: random.Random, house: House) -> Layout:
     _grow(rng, cells, exits, n)
 
     route = {frozenset((i, i + 1)) for i in range(length)}
-    at = rng.randrange(length)
-    route_door = frozenset((at, at + 1))
+    doors: dict[frozenset[int], str] = {}
+    if house.door_colour is not None:
+        at = rng.randrange(length)
+        doors[frozenset((at, at + 1))] = house.door_colour
     side = [frozenset((a, b)) for a in range(n) for b in exits[a].values() if a < b]
     side = [p for p in side if p not in route]
     decoys = rng.sample(side, min(len(side), rng.randint(*house.decoy_doors)))
     others = [c for c in COLOURS if c != house.door_colour]
-    doors = {
-        route_door: house.door_colour,
-        **dict(zip(decoys, rng.sample(others, len(decoys)), strict=True)),
-    }
+    doors.update(zip(decoys, rng.sample(others, len(decoys)), strict=True))
 
     goal = rng.choice(GOAL_OBJECTS)
     placed: list[list[str]] = [[] for _ in range(n)]
