@@ -33,7 +33,7 @@ from alma.errors import ConfigError, UnknownDomainError, UsageError
 from alma.types import SPLITS, Split, Task
 
 
-def _read_text(name: str, profile: str = DEFAULT_PROFILE) -> str:
+def _read_text(name: str, profile: str) -> str:
     text = files("alma.domains.toy").joinpath(name).read_text(encoding="utf-8")
     return text.strip().format(step_limit=STEP_LIMITS[profile])
 
@@ -43,6 +43,8 @@ DESCRIPTION_FILES = {
     "cottages": "toy_cottages_description.txt",
     "classic": "toy_description.txt",
 }
+DESCRIPTIONS = {p: _read_text(name, p) for p, name in DESCRIPTION_FILES.items()}
+INSTRUCTIONS = {p: _read_text("toy_instructions.txt", p) for p in DESCRIPTION_FILES}
 
 
 class ToyDomain:
@@ -69,8 +71,8 @@ class ToyDomain:
 
     name: str = "toy"
     step_limit: int = STEP_LIMITS[DEFAULT_PROFILE]
-    description: str = _read_text(DESCRIPTION_FILES[DEFAULT_PROFILE])
-    instructions: str = _read_text("toy_instructions.txt")
+    description: str = DESCRIPTIONS[DEFAULT_PROFILE]
+    instructions: str = INSTRUCTIONS[DEFAULT_PROFILE]
 
     def __init__(self, tasks_per_split: int = 50, profile: str = DEFAULT_PROFILE) -> None:
         if not 0 <= tasks_per_split <= SEED_STRIDE:
@@ -85,8 +87,8 @@ class ToyDomain:
         self.tasks_per_split = tasks_per_split
         self.profile = profile
         self.step_limit = STEP_LIMITS[profile]
-        self.description = _read_text(DESCRIPTION_FILES[profile], profile)
-        self.instructions = _read_text("toy_instructions.txt", profile)
+        self.description = DESCRIPTIONS[profile]
+        self.instructions = INSTRUCTIONS[profile]
         self.details = {"profile": profile}
         self._tasks: dict[Split, tuple[Task, ...]] = {}
         self._games: dict[tuple[int, str], tuple[Layout, list[str]]] = {}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 from alma.types import Split
@@ -75,6 +75,15 @@ class House:
     ordered: bool = False  # the route takes its directions in order, not at random
 
 
+COTTAGE = House(
+    route=("south", "west"),
+    route_length=(2, 3),
+    door_colour=None,
+    rooms=(6, 7),
+    decoy_doors=(0, 0),
+    distractors=(1, 2),
+    ordered=True,
+)
 PROFILES: dict[str, Profile | House] = {
     "standard": Profile(
         rooms=(3, 5),
@@ -106,24 +115,8 @@ PROFILES: dict[str, Profile | House] = {
         decoy_doors=(1, 2),
         distractors=(1, 2),
     ),
-    "cottage": House(
-        route=("south", "west"),
-        route_length=(2, 3),
-        door_colour=None,
-        rooms=(6, 7),
-        decoy_doors=(0, 0),
-        distractors=(1, 2),
-        ordered=True,
-    ),
-    "cabin": House(
-        route=("north", "east"),
-        route_length=(2, 3),
-        door_colour=None,
-        rooms=(6, 7),
-        decoy_doors=(0, 0),
-        distractors=(1, 2),
-        ordered=True,
-    ),
+    "cottage": COTTAGE,
+    "cabin": replace(COTTAGE, route=("north", "east")),
 }
 
 # domain profile -> split -> (id infix, generator, first seed); seeds never overlap.
